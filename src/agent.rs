@@ -1,0 +1,299 @@
+//! One agent turn, and the worker thread that runs a session's turns in
+//! the order their sends arrived.
+//!
+//! A session has at most one worker; it starts when a `send` finds the
+//! session idle and exits when the queue is empty. Turns of different
+//! sessions run in parallel on their own workers.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{after, bounded, never, select, Receiver};
+
+use crate::context;
+use crate::daemon::Daemon;
+use crate::llm::{ChatMessage, Delta, FinishReason, LlmError, StreamMsg, Usage};
+use crate::protocol::{ErrorCode, Event, Finish, RequestId};
+use crate::session::{Message, MsgRole, QueuedTurn, Session};
+
+/// How a turn ended.
+enum Outcome {
+    Finished(Finish),
+    Cancelled,
+    Failed(ErrorCode, String),
+}
+
+/// Starts the worker of `session`; the caller has set `busy`.
+pub fn spawn_worker(daemon: Arc<Daemon>, session: Arc<Session>) {
+    daemon.workers.fetch_add(1, Ordering::SeqCst);
+    let name = format!("turn-{}", crate::protocol::truncate(&session.id, 10));
+    let d = daemon.clone();
+    let s = session.clone();
+    let spawned = std::thread::Builder::new()
+        .name(name)
+        .stack_size(256 << 10)
+        .spawn(move || {
+            worker(&d, &s);
+            d.workers.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        log::error!("session {}: cannot start a turn thread: {e}", session.id);
+        daemon.workers.fetch_sub(1, Ordering::SeqCst);
+        let mut st = session.lock();
+        st.busy = false;
+        for turn in st.queue.drain(..) {
+            daemon.hub.publish(
+                &session.id,
+                &Event::error(
+                    ErrorCode::Internal,
+                    "the daemon could not start the turn; see its log",
+                    Some(&session.id),
+                ),
+                turn.id.as_ref(),
+            );
+        }
+    }
+}
+
+fn worker(d: &Daemon, s: &Session) {
+    let mut last: Option<(Event, Option<RequestId>)> = None;
+    loop {
+        let (turn, messages, cancel_rx) = {
+            let mut st = s.lock();
+            st.cancel = None;
+            // The previous turn's terminal event goes out under the lock,
+            // after `busy` is settled, so a client that sees it and asks
+            // `list` sees the session idle.
+            let stop = st.deleted || d.is_shutting_down();
+            if st.queue.is_empty() || stop {
+                st.busy = false;
+            }
+            if let Some((ev, id)) = last.take() {
+                d.hub.publish(&s.id, &ev, id.as_ref());
+            }
+            if stop {
+                let (code, why) = if st.deleted {
+                    (
+                        ErrorCode::SessionNotFound,
+                        "the session was deleted before this message's turn ran",
+                    )
+                } else {
+                    (ErrorCode::ShuttingDown, "the daemon is shutting down; your message is in history, send it again later")
+                };
+                for turn in st.queue.drain(..) {
+                    d.hub.publish(
+                        &s.id,
+                        &Event::error(code, why, Some(&s.id)),
+                        turn.id.as_ref(),
+                    );
+                }
+                return;
+            }
+            let Some(turn) = st.queue.pop_front() else {
+                return;
+            };
+            let (tx, rx) = bounded(1);
+            st.cancel = Some(tx);
+            let messages = context_for(d, s, &mut st, &turn);
+            (turn, messages, rx)
+        };
+        let terminal = run_turn(d, s, &turn, &messages, &cancel_rx);
+        last = Some((terminal, turn.id));
+    }
+}
+
+/// The context of `turn`: history without this and the still-queued user
+/// messages (their replies come later), then the new message.
+fn context_for(
+    d: &Daemon,
+    s: &Session,
+    st: &mut crate::session::State,
+    turn: &QueuedTurn,
+) -> Vec<ChatMessage> {
+    let queued: Vec<usize> = st.queue.iter().map(|t| t.index).collect();
+    let system = st.meta.system.clone();
+    let history = s.history(st);
+    let user = history
+        .get(turn.index)
+        .map(|m| m.content.clone())
+        .unwrap_or_default();
+    let earlier: Vec<&Message> = history
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != turn.index && !queued.contains(i))
+        .map(|(_, m)| m)
+        .collect();
+    let config = &d.config;
+    context::build(&context::Inputs {
+        system: &config.system_prompt,
+        session_system: system.as_deref(),
+        history: &earlier,
+        volatile: vec![format!(
+            "Local date and time: {}",
+            crate::time::local_now_human()
+        )],
+        user: &user,
+        budget_tokens: (config.context_tokens - config.reply_reserve_tokens) as usize,
+    })
+}
+
+/// Runs one turn to its end and persists it; returns its terminal event.
+fn run_turn(
+    d: &Daemon,
+    s: &Session,
+    turn: &QueuedTurn,
+    messages: &[ChatMessage],
+    cancel: &Receiver<()>,
+) -> Event {
+    let started = Instant::now();
+    let id = turn.id.as_ref();
+    let mut reply = String::new();
+    let mut usage: Option<Usage> = None;
+    let outcome = match d.llm.complete(&turn.target, messages, &[]) {
+        Err(e) => Outcome::Failed(
+            ErrorCode::Internal,
+            format!("cannot start the provider call: {e}"),
+        ),
+        Ok(completion) => {
+            let silence = Duration::from_secs(d.config.llm_read_timeout_secs);
+            let mut streaming = false;
+            let mut finish: Option<FinishReason> = None;
+            loop {
+                // Silence is timed only once the provider has answered; until
+                // then ureq's connect and response timeouts bound the wait.
+                let timer = if streaming { after(silence) } else { never() };
+                select! {
+                    recv(completion.rx) -> msg => match msg {
+                        Ok(StreamMsg::Started) => streaming = true,
+                        Ok(StreamMsg::Delta(delta)) => match delta {
+                            Delta::Text(text) => {
+                                reply.push_str(&text);
+                                d.hub.publish(&s.id, &Event::Response {
+                                    session_id: s.id.clone(),
+                                    delta: text,
+                                    done: false,
+                                    finish_reason: None,
+                                    usage: None,
+                                }, id);
+                            }
+                            Delta::Thinking(text) => d.hub.publish(&s.id, &Event::Thinking {
+                                session_id: s.id.clone(),
+                                delta: text,
+                            }, id),
+                            Delta::Usage(u) => usage = Some(u),
+                            Delta::Finish(r) => finish = Some(r),
+                            Delta::Done => break Outcome::Finished(finish_of(finish.as_ref())),
+                            Delta::Error(m) => break Outcome::Failed(
+                                ErrorCode::LlmStream,
+                                format!("provider '{}' reported an error mid-reply: {m}", turn.target.provider.name),
+                            ),
+                            // Tools are offered to no model yet (the tool loop
+                            // is a later step); a stray call is logged.
+                            Delta::ToolCall { name, .. } => {
+                                log::debug!("session {}: ignoring tool call {name:?}", s.id);
+                            }
+                        },
+                        Ok(StreamMsg::Eof) => break match finish {
+                            Some(r) => Outcome::Finished(finish_of(Some(&r))),
+                            None => Outcome::Failed(ErrorCode::LlmStream, format!(
+                                "provider '{}' ended its stream without an end marker: the reply is incomplete",
+                                turn.target.provider.name
+                            )),
+                        },
+                        Ok(StreamMsg::Failed(e)) => break failed(&e),
+                        Err(_) => break Outcome::Failed(ErrorCode::Internal, "the provider reader stopped unexpectedly".into()),
+                    },
+                    recv(cancel) -> _ => break Outcome::Cancelled,
+                    recv(timer) -> _ => break Outcome::Failed(ErrorCode::LlmStream, format!(
+                        "provider '{}' sent nothing for {}s (llm_read_timeout_secs); the turn was stopped",
+                        turn.target.provider.name, silence.as_secs()
+                    )),
+                }
+            }
+        }
+    };
+    finish_turn(s, turn, reply, usage, outcome, started)
+}
+
+fn finish_of(r: Option<&FinishReason>) -> Finish {
+    match r {
+        Some(FinishReason::Length) => Finish::Length,
+        _ => Finish::Stop,
+    }
+}
+
+fn failed(e: &LlmError) -> Outcome {
+    let code = match e {
+        LlmError::Unreachable(_) => ErrorCode::LlmUnreachable,
+        LlmError::Status { .. } => ErrorCode::LlmError,
+        LlmError::Stream(_) => ErrorCode::LlmStream,
+    };
+    Outcome::Failed(code, e.to_string())
+}
+
+/// Persists the reply and the activity line; returns the terminal event.
+fn finish_turn(
+    s: &Session,
+    turn: &QueuedTurn,
+    reply: String,
+    usage: Option<Usage>,
+    outcome: Outcome,
+    started: Instant,
+) -> Event {
+    let took = started.elapsed().as_secs_f32();
+    let chars = reply.chars().count();
+    let mut msg = Message::new(MsgRole::Assistant, reply);
+    msg.model = Some(turn.model.clone());
+    let keep = match &outcome {
+        Outcome::Finished(_) => true,
+        Outcome::Cancelled => {
+            msg.cancelled = true;
+            !msg.content.is_empty()
+        }
+        Outcome::Failed(code, _) => {
+            msg.error = serde_json::to_value(code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string));
+            !msg.content.is_empty()
+        }
+    };
+    if keep {
+        let mut st = s.lock();
+        if let Err(e) = s.append(&mut st, msg) {
+            log::error!("session {}: cannot store the reply: {e}", s.id);
+        }
+    }
+    let (activity, event) = match outcome {
+        Outcome::Finished(f) => (
+            format!("reply: {chars} chars in {took:.1}s ({f:?})"),
+            Event::Response {
+                session_id: s.id.clone(),
+                delta: String::new(),
+                done: true,
+                finish_reason: Some(f),
+                usage,
+            },
+        ),
+        Outcome::Cancelled => (
+            format!("cancelled after {chars} chars in {took:.1}s"),
+            Event::Response {
+                session_id: s.id.clone(),
+                delta: String::new(),
+                done: true,
+                finish_reason: Some(Finish::Cancelled),
+                usage,
+            },
+        ),
+        Outcome::Failed(code, message) => {
+            log::warn!("session {}: turn failed ({code:?}): {message}", s.id);
+            (
+                format!("error {code:?}: {message} (after {chars} chars)"),
+                Event::error(code, message, Some(&s.id)),
+            )
+        }
+    };
+    log::info!("session {}: {activity}", s.id);
+    s.activity(&activity);
+    event
+}

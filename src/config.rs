@@ -1,0 +1,458 @@
+//! The daemon's configuration: `~/.config/ruster/config.toml`.
+//!
+//! Policy: every default lives in [`Config::default`], and the commented file
+//! written on first run is rendered from it and from [`KEYS`], so the file,
+//! the code and `docs/configuration.md` cannot drift apart. A file that does
+//! not parse stops start-up with a message naming the file, line and key;
+//! an unknown key is only warned about, so an older daemon can read a newer
+//! file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One `[providers.NAME]` table: adds a provider or overrides a built-in one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// `ollama` (`/api/chat`, NDJSON) or `openai` (`/chat/completions`, SSE).
+    pub kind: Option<String>,
+    /// Where the provider listens, e.g. `http://localhost:11434`.
+    pub base_url: Option<String>,
+    /// The environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// The API key itself (prefer `api_key_env`: keys in files leak).
+    pub api_key: Option<String>,
+}
+
+/// The whole configuration. Field docs end with the default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The UNIX socket clients connect to. Defaults to `/tmp/ruster.sock`.
+    pub socket_path: String,
+    /// The model of new sessions, as `provider/model`. Defaults to `ollama/llama3.2`.
+    pub default_model: String,
+    /// Folders searched for skills (`<dir>/<name>/SKILL.md`), earlier first.
+    pub skills_dirs: Vec<String>,
+    /// Seconds between keepalive events to every client. Defaults to 30.
+    pub proactive_interval_secs: u64,
+    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` overrides. Defaults to `info`.
+    pub log_level: String,
+    /// Where sessions, state and logs live. Defaults to `~/.var/app/ruster`.
+    pub data_dir: String,
+    /// A gateway that reaches every provider as `{proxy_url}/{provider}/...`. Defaults to none.
+    pub proxy_url: Option<String>,
+    /// Bearer token for `proxy_url` (`RUSTER_PROXY_TOKEN` overrides). Defaults to none.
+    pub proxy_token: Option<String>,
+    /// The system prompt of every session, before the session's own.
+    pub system_prompt: String,
+    /// The context window a turn is fitted into, in (estimated) tokens. Defaults to 8192.
+    pub context_tokens: u32,
+    /// Tokens of the context kept free for the reply. Defaults to 1024.
+    pub reply_reserve_tokens: u32,
+    /// Longest request line a client may send. Defaults to 1 MiB.
+    pub max_line_bytes: usize,
+    /// Most clients connected at once. Defaults to 1024.
+    pub max_connections: usize,
+    /// Events queued for a client that is not reading before it is dropped. Defaults to 4096.
+    pub max_queued_events: usize,
+    /// Other users (uids) allowed on the socket besides the daemon's own. Defaults to none.
+    pub allowed_uids: Vec<u32>,
+    /// Seconds to connect to a provider. Defaults to 10.
+    pub llm_connect_timeout_secs: u64,
+    /// Longest silence, in seconds, while waiting for a provider's answer or
+    /// between two lines of its stream. Defaults to 120.
+    pub llm_read_timeout_secs: u64,
+    /// Retries of a provider call that failed before its first token. Defaults to 2.
+    pub llm_retries: u32,
+    /// First retry delay in milliseconds, doubled each retry. Defaults to 500.
+    pub llm_retry_base_ms: u64,
+    /// Added providers or overrides of built-in ones.
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            socket_path: "/tmp/ruster.sock".into(),
+            default_model: "ollama/llama3.2".into(),
+            skills_dirs: vec![
+                "~/.config/ruster/skills".into(),
+                "/usr/share/ruster/skills".into(),
+                "~/.agents/skills".into(),
+            ],
+            proactive_interval_secs: 30,
+            log_level: "info".into(),
+            data_dir: "~/.var/app/ruster".into(),
+            proxy_url: None,
+            proxy_token: None,
+            system_prompt: "You are Ruster, a helpful personal assistant running on the user's \
+                            own Linux machine. Answer clearly and briefly."
+                .into(),
+            context_tokens: 8192,
+            reply_reserve_tokens: 1024,
+            max_line_bytes: 1 << 20,
+            max_connections: 1024,
+            max_queued_events: 4096,
+            allowed_uids: Vec::new(),
+            llm_connect_timeout_secs: 10,
+            llm_read_timeout_secs: 120,
+            llm_retries: 2,
+            llm_retry_base_ms: 500,
+            providers: BTreeMap::new(),
+        }
+    }
+}
+
+/// Every top-level key with the comment written above it in a new file.
+/// A unit test checks that this list and the struct agree.
+pub const KEYS: &[(&str, &str)] = &[
+    ("socket_path", "The UNIX socket clients connect to (JSON Lines)."),
+    ("default_model", "Model of new sessions: provider/model (ollama, llamacpp, openai, openrouter,\n# groq, xai, gemini, vllm, lmstudio, or a [providers.NAME] of yours)."),
+    ("skills_dirs", "Folders searched for skills (<dir>/<name>/SKILL.md); earlier folders win."),
+    ("proactive_interval_secs", "Seconds between keepalive events sent to every client."),
+    ("log_level", "error, warn, info, debug or trace (RUST_LOG overrides)."),
+    ("data_dir", "Where sessions, state and logs are kept."),
+    ("proxy_url", "Reach every provider through one gateway as {proxy_url}/{provider}/... (unset: direct)."),
+    ("proxy_token", "Bearer token for proxy_url (RUSTER_PROXY_TOKEN overrides)."),
+    ("system_prompt", "System prompt of every session, before the session's own."),
+    ("context_tokens", "Context window a turn is fitted into, in estimated tokens (also Ollama's num_ctx)."),
+    ("reply_reserve_tokens", "Tokens of the context kept free for the reply."),
+    ("max_line_bytes", "Longest request line a client may send, in bytes."),
+    ("max_connections", "Most clients connected at once."),
+    ("max_queued_events", "Events queued for a client that stopped reading before it is disconnected."),
+    ("allowed_uids", "Other users (uids) allowed to use the socket besides the daemon's own."),
+    ("llm_connect_timeout_secs", "Seconds allowed to connect to a provider."),
+    ("llm_read_timeout_secs", "Longest silence from a provider, in seconds, before the turn fails (llm_stream)."),
+    ("llm_retries", "Retries of a provider call that failed before its first token (connect, 429, 5xx)."),
+    ("llm_retry_base_ms", "First retry delay in milliseconds, doubled on each retry (Retry-After wins)."),
+    ("providers", "Providers added or overridden, one table each:\n# [providers.home]\n# kind = \"openai\"            # or \"ollama\"\n# base_url = \"http://192.0.2.7:8080/v1\"\n# api_key_env = \"HOME_LLM_KEY\""),
+];
+
+/// Why the configuration could not be loaded. Each message names the file.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file could not be created on first run.
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a key has the wrong type; `detail`
+    /// is toml's message, which names the line, column and key.
+    Parse { path: PathBuf, detail: String },
+    /// A value is out of range or malformed.
+    Invalid {
+        path: PathBuf,
+        key: String,
+        detail: String,
+    },
+    /// `$HOME` is unknown, so no default path can be built.
+    NoHome,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => {
+                write!(f, "cannot read config {}: {source}", path.display())
+            }
+            ConfigError::Write { path, source } => {
+                write!(
+                    f,
+                    "cannot write default config {}: {source}",
+                    path.display()
+                )
+            }
+            ConfigError::Parse { path, detail } => {
+                write!(
+                    f,
+                    "config {} is invalid: {}",
+                    path.display(),
+                    detail.trim_end()
+                )
+            }
+            ConfigError::Invalid { path, key, detail } => {
+                write!(f, "config {}: key '{key}': {detail}", path.display())
+            }
+            ConfigError::NoHome => write!(f, "cannot find the home directory; set $HOME"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A loaded configuration, its file, and the warnings met while loading
+/// (logged once logging is up).
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub path: PathBuf,
+    pub warnings: Vec<String>,
+    /// Whether the file was just written with the defaults.
+    pub created: bool,
+}
+
+/// Loads the config at `path`, writing the commented defaults there first
+/// when it does not exist.
+pub fn load_or_create(path: &Path) -> Result<Loaded, ConfigError> {
+    let mut created = false;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_default(path)?;
+            created = true;
+            default_file()
+        }
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let (config, warnings) = parse(&text).map_err(|e| match e {
+        ParseError::Toml(detail) => ConfigError::Parse {
+            path: path.to_path_buf(),
+            detail,
+        },
+        ParseError::Invalid { key, detail } => ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            detail,
+        },
+    })?;
+    Ok(Loaded {
+        config,
+        path: path.to_path_buf(),
+        warnings,
+        created,
+    })
+}
+
+fn write_default(path: &Path) -> Result<(), ConfigError> {
+    let err = |source| ConfigError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    std::fs::write(path, default_file()).map_err(err)
+}
+
+/// Why a config text was refused.
+#[derive(Debug, PartialEq)]
+pub enum ParseError {
+    Toml(String),
+    Invalid { key: String, detail: String },
+}
+
+/// Parses a config text: the config, plus warnings for unknown keys.
+pub fn parse(text: &str) -> Result<(Config, Vec<String>), ParseError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| ParseError::Toml(e.to_string()))?;
+    let warnings = table
+        .keys()
+        .filter(|k| !KEYS.iter().any(|(known, _)| known == k))
+        .map(|k| format!("unknown config key '{k}' ignored (check its spelling)"))
+        .collect();
+    let config: Config = toml::from_str(text).map_err(|e| ParseError::Toml(e.to_string()))?;
+    config.validate()?;
+    Ok((config, warnings))
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), ParseError> {
+        let invalid = |key: &str, detail: &str| {
+            Err(ParseError::Invalid {
+                key: key.into(),
+                detail: detail.into(),
+            })
+        };
+        if self.socket_path.trim().is_empty() {
+            return invalid("socket_path", "must not be empty");
+        }
+        if self.max_line_bytes < 1024 {
+            return invalid("max_line_bytes", "must be at least 1024");
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections", "must be at least 1");
+        }
+        if self.max_queued_events < 16 {
+            return invalid("max_queued_events", "must be at least 16");
+        }
+        if self.context_tokens <= self.reply_reserve_tokens {
+            return invalid("context_tokens", "must be larger than reply_reserve_tokens");
+        }
+        if self.llm_read_timeout_secs == 0 || self.llm_connect_timeout_secs == 0 {
+            return invalid(
+                "llm_read_timeout_secs",
+                "timeouts must be at least 1 second",
+            );
+        }
+        if let Err(e) = crate::llm::ModelRef::parse(&self.default_model) {
+            return invalid("default_model", &e);
+        }
+        for (name, p) in &self.providers {
+            if let Some(kind) = &p.kind {
+                if crate::llm::Kind::parse(kind).is_none() {
+                    return invalid(
+                        &format!("providers.{name}.kind"),
+                        "must be \"ollama\" or \"openai\"",
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as the `config` action shows it: every key and
+    /// token replaced by `"***"`.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            if obj.get("proxy_token").is_some_and(|t| !t.is_null()) {
+                obj.insert("proxy_token".into(), "***".into());
+            }
+            if let Some(provs) = obj.get_mut("providers").and_then(|p| p.as_object_mut()) {
+                for p in provs.values_mut() {
+                    if let Some(p) = p.as_object_mut() {
+                        if p.get("api_key").is_some_and(|k| !k.is_null()) {
+                            p.insert("api_key".into(), "***".into());
+                        }
+                    }
+                }
+            }
+        }
+        v
+    }
+}
+
+/// The text written on first run: every key, commented out at its default,
+/// under its explanation.
+pub fn default_file() -> String {
+    let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let mut out = String::from(
+        "# Ruster configuration. Every key is shown commented out at its default;\n\
+         # uncomment and edit to change it. `~` is your home directory.\n",
+    );
+    for (key, doc) in KEYS {
+        out.push_str(&format!("\n# {doc}\n"));
+        if let Some(value) = defaults.get(*key) {
+            if !value.as_table().is_some_and(|t| t.is_empty()) {
+                out.push_str(&format!("# {key} = {value}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// Expands a leading `~` or `~/` to `home`.
+pub fn expand_tilde(path: &str, home: &Path) -> PathBuf {
+    if path == "~" {
+        home.to_path_buf()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        home.join(rest)
+    } else {
+        PathBuf::from(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_parses_to_defaults_without_warnings() {
+        let (config, warnings) = parse(&default_file()).unwrap();
+        assert_eq!(config, Config::default());
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn keys_list_matches_struct() {
+        let table = toml::Table::try_from(Config::default()).unwrap();
+        for key in table.keys() {
+            assert!(KEYS.iter().any(|(k, _)| k == key), "KEYS lacks {key}");
+        }
+        // proxy_url/proxy_token are None by default and so absent from the table.
+        assert_eq!(KEYS.len(), table.len() + 2);
+    }
+
+    #[test]
+    fn every_default_key_is_written_commented() {
+        let text = default_file();
+        for (key, _) in KEYS {
+            if *key != "proxy_url" && *key != "proxy_token" && *key != "providers" {
+                assert!(
+                    text.contains(&format!("# {key} = ")),
+                    "{key} missing:\n{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_warn() {
+        let (_, warnings) = parse("socket_pth = \"/x\"\n").unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("socket_pth"));
+    }
+
+    #[test]
+    fn type_errors_name_line_and_key() {
+        let err = parse("log_level = \"info\"\nmax_connections = \"many\"\n").unwrap_err();
+        let ParseError::Toml(msg) = err else {
+            panic!("{err:?}")
+        };
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("max_connections"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(matches!(
+            parse("default_model = \"ollama/\"\n"),
+            Err(ParseError::Invalid { key, .. }) if key == "default_model"
+        ));
+        assert!(matches!(
+            parse("[providers.x]\nkind = \"grpc\"\n"),
+            Err(ParseError::Invalid { key, .. }) if key == "providers.x.kind"
+        ));
+    }
+
+    #[test]
+    fn providers_tables_parse() {
+        let (c, _) =
+            parse("[providers.home]\nkind = \"openai\"\nbase_url = \"http://h:1/v1\"\n").unwrap();
+        assert_eq!(
+            c.providers["home"].base_url.as_deref(),
+            Some("http://h:1/v1")
+        );
+    }
+
+    #[test]
+    fn redaction_hides_secrets() {
+        let (c, _) =
+            parse("proxy_token = \"tok\"\n[providers.x]\nkind = \"openai\"\napi_key = \"sk-1\"\n")
+                .unwrap();
+        let text = c.redacted().to_string();
+        assert!(!text.contains("tok\"") && !text.contains("sk-1"), "{text}");
+        assert!(text.contains("***"));
+    }
+
+    #[test]
+    fn tilde_expands() {
+        let home = Path::new("/home/u");
+        assert_eq!(expand_tilde("~/x", home), PathBuf::from("/home/u/x"));
+        assert_eq!(expand_tilde("~", home), PathBuf::from("/home/u"));
+        assert_eq!(expand_tilde("/a/~", home), PathBuf::from("/a/~"));
+    }
+}

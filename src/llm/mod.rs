@@ -1,0 +1,640 @@
+//! Model providers: `provider/model` strings, the provider table, and one
+//! streamed completion per call.
+//!
+//! A completion runs on its own small reader thread that makes the HTTP
+//! request (with retries before the first byte), reads the stream line by
+//! line with ureq and sends each parsed [`Delta`] over a bounded channel.
+//! The turn waits on that channel together with its cancel channel and a
+//! silence timeout: a blocking read cannot be interrupted, so this is how a
+//! cancel or a stalled provider ends a turn at once. The reader thread,
+//! no longer listened to, exits at its next send or when ureq's body
+//! timeout fires.
+
+pub mod http_error;
+pub mod ollama;
+pub mod openai;
+pub mod sse;
+pub mod toolcalls;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::config::Config;
+pub use types::*;
+
+/// The longest single line of a provider's stream. Generous: a line holds
+/// one token or one tool call, never a whole reply.
+pub const MAX_STREAM_LINE: usize = 4 << 20;
+/// The most of an error body read to find its message.
+const MAX_ERROR_BODY: u64 = 64 << 10;
+/// The longest wait a provider's `Retry-After` can impose.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Caps how long an abandoned reader thread can linger on a stream nobody
+/// listens to (ureq's body timeout covers the whole body).
+const MAX_BODY_SECS: u64 = 3600;
+/// Deltas buffered between the reader thread and the turn.
+const DELTA_QUEUE: usize = 256;
+
+/// The two wire protocols that cover the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `POST {base}/api/chat`, NDJSON.
+    Ollama,
+    /// `POST {base}/chat/completions`, SSE.
+    OpenAi,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "ollama" => Some(Kind::Ollama),
+            "openai" => Some(Kind::OpenAi),
+            _ => None,
+        }
+    }
+
+    fn endpoint(self) -> &'static str {
+        match self {
+            Kind::Ollama => "/api/chat",
+            Kind::OpenAi => "/chat/completions",
+        }
+    }
+}
+
+/// Built-in providers: name, protocol, base URL, API key variable.
+const BUILT_IN: &[(&str, Kind, &str, Option<&str>)] = &[
+    ("ollama", Kind::Ollama, "http://localhost:11434", None),
+    ("llamacpp", Kind::OpenAi, "http://localhost:8080/v1", None),
+    (
+        "openai",
+        Kind::OpenAi,
+        "https://api.openai.com/v1",
+        Some("OPENAI_API_KEY"),
+    ),
+    (
+        "openrouter",
+        Kind::OpenAi,
+        "https://openrouter.ai/api/v1",
+        Some("OPENROUTER_API_KEY"),
+    ),
+    (
+        "groq",
+        Kind::OpenAi,
+        "https://api.groq.com/openai/v1",
+        Some("GROQ_API_KEY"),
+    ),
+    (
+        "xai",
+        Kind::OpenAi,
+        "https://api.x.ai/v1",
+        Some("XAI_API_KEY"),
+    ),
+    (
+        "gemini",
+        Kind::OpenAi,
+        "https://generativelanguage.googleapis.com/v1beta/openai",
+        Some("GEMINI_API_KEY"),
+    ),
+    (
+        "vllm",
+        Kind::OpenAi,
+        "http://localhost:8000/v1",
+        Some("VLLM_API_KEY"),
+    ),
+    ("lmstudio", Kind::OpenAi, "http://localhost:1234/v1", None),
+];
+
+/// A `provider/model` string, split at the first `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl ModelRef {
+    /// `ollama/llama3.2`, `openrouter/meta-llama/llama-3.1-8b`; no `/`
+    /// means the `ollama` provider.
+    pub fn parse(s: &str) -> Result<ModelRef, String> {
+        let s = s.trim();
+        let (provider, model) = s.split_once('/').unwrap_or(("ollama", s));
+        if provider.is_empty() || model.is_empty() {
+            return Err(format!(
+                "model {s:?} is malformed: write provider/model, like \"ollama/llama3.2\""
+            ));
+        }
+        if s.chars().any(char::is_control) || provider.contains(char::is_whitespace) {
+            return Err(format!("model {s:?} has spaces or control characters"));
+        }
+        Ok(ModelRef {
+            provider: provider.into(),
+            model: model.into(),
+        })
+    }
+}
+
+/// A provider, resolved from the built-in table and the config.
+#[derive(Clone)]
+pub struct Provider {
+    pub name: String,
+    pub kind: Kind,
+    pub base_url: String,
+    api_key: Option<String>,
+}
+
+// Hand-written so that no `{:?}` can ever print an API key into a log.
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Where one completion goes: the provider and the model name it knows.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub provider: Provider,
+    pub model: String,
+}
+
+/// Why a completion failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmError {
+    /// The provider could not be reached (after retries).
+    Unreachable(String),
+    /// The provider answered with an error status (after retries).
+    Status { status: u16, message: String },
+    /// The stream broke off, stalled or was malformed.
+    Stream(String),
+}
+
+impl std::fmt::Display for LlmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LlmError::Unreachable(m) | LlmError::Stream(m) => f.write_str(m),
+            LlmError::Status { status, message } => write!(f, "HTTP {status}: {message}"),
+        }
+    }
+}
+
+/// What the reader thread sends to the turn.
+#[derive(Debug)]
+pub enum StreamMsg {
+    /// The provider accepted the request; its stream begins.
+    Started,
+    Delta(Delta),
+    /// The stream ended: cleanly if a [`Delta::Finish`] or [`Delta::Done`]
+    /// came before, else it broke off.
+    Eof,
+    Failed(LlmError),
+}
+
+/// A running completion. Dropping it abandons the reader thread.
+pub struct Completion {
+    pub rx: Receiver<StreamMsg>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Settings of the client, from the config.
+#[derive(Debug, Clone)]
+struct Settings {
+    retries: u32,
+    retry_base: Duration,
+    context_tokens: u32,
+    proxy_url: Option<String>,
+    proxy_token: Option<String>,
+}
+
+/// The provider client: resolves model strings and starts completions.
+/// Cheap to share: the ureq agent's connection pool is behind an `Arc`.
+pub struct Llm {
+    agent: ureq::Agent,
+    settings: Settings,
+    providers: BTreeMap<String, Provider>,
+}
+
+impl Llm {
+    pub fn new(config: &Config) -> Llm {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(config.llm_connect_timeout_secs)))
+            .timeout_recv_response(Some(Duration::from_secs(config.llm_read_timeout_secs)))
+            .timeout_recv_body(Some(Duration::from_secs(MAX_BODY_SECS)))
+            .http_status_as_error(false)
+            .user_agent(concat!("ruster/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let proxy_token = std::env::var("RUSTER_PROXY_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| config.proxy_token.clone());
+        Llm {
+            agent,
+            settings: Settings {
+                retries: config.llm_retries,
+                retry_base: Duration::from_millis(config.llm_retry_base_ms),
+                context_tokens: config.context_tokens,
+                proxy_url: config
+                    .proxy_url
+                    .as_deref()
+                    .filter(|u| !u.is_empty())
+                    .map(|u| u.trim_end_matches('/').to_string()),
+                proxy_token,
+            },
+            providers: providers(config),
+        }
+    }
+
+    /// Resolves a model string against the provider table.
+    pub fn resolve(&self, model: &str) -> Result<Target, String> {
+        let m = ModelRef::parse(model)?;
+        let provider = self.providers.get(&m.provider).ok_or_else(|| {
+            format!(
+                "unknown provider '{}' in model {model:?}; known: {} (add [providers.{}] to the config)",
+                m.provider,
+                self.providers.keys().cloned().collect::<Vec<_>>().join(", "),
+                m.provider
+            )
+        })?;
+        Ok(Target {
+            provider: provider.clone(),
+            model: m.model,
+        })
+    }
+
+    /// The URL a request to `provider` goes to, direct or through the proxy.
+    pub fn url(&self, provider: &Provider) -> String {
+        let base = provider.base_url.trim_end_matches('/');
+        match &self.settings.proxy_url {
+            None => format!("{base}{}", provider.kind.endpoint()),
+            Some(proxy) => format!(
+                "{proxy}/{}{}{}",
+                provider.name,
+                url_path(base),
+                provider.kind.endpoint()
+            ),
+        }
+    }
+
+    /// Starts one streamed completion on a reader thread.
+    pub fn complete(
+        &self,
+        target: &Target,
+        messages: &[ChatMessage],
+        tools: &[ToolSpec],
+    ) -> std::io::Result<Completion> {
+        let req = ChatRequest {
+            model: &target.model,
+            messages,
+            tools,
+            context_tokens: Some(self.settings.context_tokens),
+            max_tokens: None,
+        };
+        let body = match target.provider.kind {
+            Kind::Ollama => ollama::request_body(&req),
+            Kind::OpenAi => openai::request_body(&req),
+        };
+        let call = Call {
+            agent: self.agent.clone(),
+            url: self.url(&target.provider),
+            bearer: match &self.settings.proxy_url {
+                Some(_) => self.settings.proxy_token.clone(),
+                None => target.provider.api_key.clone(),
+            },
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+            kind: target.provider.kind,
+            provider: target.provider.name.clone(),
+            retries: self.settings.retries,
+            retry_base: self.settings.retry_base,
+        };
+        let (tx, rx) = bounded(DELTA_QUEUE);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        std::thread::Builder::new()
+            .name("llm-read".into())
+            // ureq with rustls needs more than the tiny stacks of the
+            // socket threads; untouched stack pages cost no memory.
+            .stack_size(512 << 10)
+            .spawn(move || call.run(&tx, &stop2))?;
+        Ok(Completion { rx, stop })
+    }
+}
+
+/// The path part of a URL (`http://h:1/v1` → `/v1`), for proxy routing.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/').map_or("", |i| &rest[i..])
+}
+
+/// The provider table: built-ins, then the config's tables over them.
+fn providers(config: &Config) -> BTreeMap<String, Provider> {
+    let mut map = BTreeMap::new();
+    for (name, kind, base, key_env) in BUILT_IN {
+        map.insert(
+            name.to_string(),
+            Provider {
+                name: name.to_string(),
+                kind: *kind,
+                base_url: base.to_string(),
+                api_key: key_env
+                    .and_then(|v| std::env::var(v).ok())
+                    .filter(|k| !k.is_empty()),
+            },
+        );
+    }
+    for (name, pc) in &config.providers {
+        let existing = map.get(name).cloned();
+        let kind = pc
+            .kind
+            .as_deref()
+            .and_then(Kind::parse)
+            .or(existing.as_ref().map(|p| p.kind))
+            .unwrap_or(Kind::OpenAi);
+        let base_url = pc
+            .base_url
+            .clone()
+            .or(existing.as_ref().map(|p| p.base_url.clone()))
+            .unwrap_or_else(|| "http://localhost:8080/v1".into());
+        let api_key = pc
+            .api_key_env
+            .as_deref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|k| !k.is_empty())
+            .or_else(|| pc.api_key.clone())
+            .or(existing.and_then(|p| p.api_key));
+        map.insert(
+            name.clone(),
+            Provider {
+                name: name.clone(),
+                kind,
+                base_url,
+                api_key,
+            },
+        );
+    }
+    map
+}
+
+/// One HTTP call, owned by its reader thread.
+struct Call {
+    agent: ureq::Agent,
+    url: String,
+    bearer: Option<String>,
+    body: Vec<u8>,
+    kind: Kind,
+    provider: String,
+    retries: u32,
+    retry_base: Duration,
+}
+
+impl Call {
+    fn run(self, tx: &Sender<StreamMsg>, stop: &AtomicBool) {
+        let response = match self.request(stop) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(StreamMsg::Failed(e));
+                return;
+            }
+        };
+        if tx.send(StreamMsg::Started).is_err() {
+            return;
+        }
+        let reader = BufReader::with_capacity(8 << 10, response.into_body().into_reader());
+        let result = match self.kind {
+            Kind::Ollama => read_ndjson(reader, tx),
+            Kind::OpenAi => read_sse(reader, tx),
+        };
+        let _ = tx.send(match result {
+            Ok(()) => StreamMsg::Eof,
+            Err(e) => StreamMsg::Failed(e),
+        });
+    }
+
+    /// Sends the request, retrying failures that happen before the stream
+    /// starts: no connection, 429 and 5xx (`Retry-After` honoured).
+    fn request(&self, stop: &AtomicBool) -> Result<ureq::http::Response<ureq::Body>, LlmError> {
+        let mut attempt = 0;
+        loop {
+            let (err, retryable, wait) = match self.send_once() {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let header = |name: &str| {
+                        resp.headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string)
+                    };
+                    let wait = http_error::retry_after(
+                        header("retry-after").as_deref(),
+                        header("retry-after-ms").as_deref(),
+                    );
+                    let body = resp
+                        .body_mut()
+                        .with_config()
+                        .limit(MAX_ERROR_BODY)
+                        .read_to_vec()
+                        .unwrap_or_default();
+                    let err = LlmError::Status {
+                        status,
+                        message: http_error::error_message(&body),
+                    };
+                    (err, http_error::is_retryable(status, &body), wait)
+                }
+                Err(e) => (
+                    LlmError::Unreachable(format!(
+                        "cannot reach provider '{}' at {}: {}",
+                        self.provider,
+                        self.url,
+                        describe(&e)
+                    )),
+                    true,
+                    None,
+                ),
+            };
+            if !retryable || attempt >= self.retries || stop.load(Ordering::Relaxed) {
+                return Err(err);
+            }
+            let backoff = self.retry_base.saturating_mul(1 << attempt.min(16));
+            let wait = wait.map_or(backoff, |w| w.min(MAX_RETRY_AFTER));
+            log::info!(
+                "provider '{}' failed ({err}); retry {} of {} in {:?}",
+                self.provider,
+                attempt + 1,
+                self.retries,
+                wait
+            );
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    fn send_once(&self) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header(
+                "Accept",
+                match self.kind {
+                    Kind::Ollama => "application/x-ndjson",
+                    Kind::OpenAi => "text/event-stream",
+                },
+            );
+        if let Some(token) = &self.bearer {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        req.send(&self.body[..])
+    }
+}
+
+/// A short, key-free description of a transport error.
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::ConnectionFailed => "connection failed".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Relays an Ollama NDJSON stream.
+fn read_ndjson(mut reader: impl BufRead, tx: &Sender<StreamMsg>) -> Result<(), LlmError> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = std::io::Read::take(&mut reader, MAX_STREAM_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| LlmError::Stream(format!("the stream broke off: {e}")))?;
+        if n == 0 {
+            return Ok(());
+        }
+        if line.len() > MAX_STREAM_LINE {
+            return Err(LlmError::Stream(format!(
+                "a stream line exceeded {MAX_STREAM_LINE} bytes"
+            )));
+        }
+        if line.last() != Some(&b'\n') {
+            // The connection closed in the middle of a line: the line is
+            // torn, not a message (a `done` line cannot be half there).
+            return Ok(());
+        }
+        let deltas = ollama::parse_line(&line)
+            .map_err(|e| LlmError::Stream(format!("malformed stream line: {e}")))?;
+        for d in deltas {
+            if tx.send(StreamMsg::Delta(d)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Relays an OpenAI-style SSE stream.
+fn read_sse(reader: impl BufRead, tx: &Sender<StreamMsg>) -> Result<(), LlmError> {
+    let mut events = sse::SseReader::new(reader, MAX_STREAM_LINE);
+    loop {
+        let ev = match events.next_event() {
+            Ok(Some(ev)) => ev,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(LlmError::Stream(format!("the stream broke off: {e}"))),
+        };
+        let deltas = openai::parse_event(&ev)
+            .map_err(|e| LlmError::Stream(format!("malformed stream event: {e}")))?;
+        for d in deltas {
+            let done = d == Delta::Done;
+            if tx.send(StreamMsg::Delta(d)).is_err() || done {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_strings() {
+        let m = ModelRef::parse("openrouter/meta-llama/llama-3.1-8b").unwrap();
+        assert_eq!(
+            (m.provider.as_str(), m.model.as_str()),
+            ("openrouter", "meta-llama/llama-3.1-8b")
+        );
+        let m = ModelRef::parse("qwen3:0.6b").unwrap();
+        assert_eq!(
+            (m.provider.as_str(), m.model.as_str()),
+            ("ollama", "qwen3:0.6b")
+        );
+        for bad in ["", "/x", "ollama/", "a b/c", "x/\u{0}"] {
+            assert!(ModelRef::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn llm(extra: &str) -> Llm {
+        let (config, _) = crate::config::parse(extra).unwrap();
+        Llm::new(&config)
+    }
+
+    #[test]
+    fn urls_direct_and_through_proxy() {
+        let l = llm("");
+        let t = l.resolve("llamacpp/any").unwrap();
+        assert_eq!(
+            l.url(&t.provider),
+            "http://localhost:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            l.url(&l.resolve("ollama/x").unwrap().provider),
+            "http://localhost:11434/api/chat"
+        );
+        let l = llm("proxy_url = \"http://gw:9/\"\n");
+        assert_eq!(
+            l.url(&l.resolve("llamacpp/any").unwrap().provider),
+            "http://gw:9/llamacpp/v1/chat/completions"
+        );
+        assert_eq!(
+            l.url(&l.resolve("ollama/x").unwrap().provider),
+            "http://gw:9/ollama/api/chat"
+        );
+        assert_eq!(
+            l.url(&l.resolve("xai/grok").unwrap().provider),
+            "http://gw:9/xai/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn config_adds_and_overrides_providers() {
+        let l = llm("[providers.home]\nbase_url = \"http://h:1/v1\"\n[providers.ollama]\nbase_url = \"http://o:2\"\n");
+        let home = l.resolve("home/m").unwrap();
+        assert_eq!(home.provider.kind, Kind::OpenAi);
+        let o = l.resolve("ollama/m").unwrap();
+        assert_eq!(
+            (o.provider.kind, o.provider.base_url.as_str()),
+            (Kind::Ollama, "http://o:2")
+        );
+        let err = l.resolve("nope/m").unwrap_err();
+        assert!(err.contains("unknown provider 'nope'"), "{err}");
+    }
+
+    #[test]
+    fn debug_never_shows_keys() {
+        let l = llm("[providers.k]\napi_key = \"sk-secret\"\n");
+        let shown = format!("{:?}", l.resolve("k/m").unwrap());
+        assert!(!shown.contains("sk-secret"), "{shown}");
+    }
+}
