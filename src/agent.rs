@@ -14,7 +14,7 @@ use crossbeam_channel::{after, bounded, never, select, Receiver};
 use crate::context;
 use crate::daemon::Daemon;
 use crate::llm::{ChatMessage, Delta, FinishReason, LlmError, StreamMsg, Usage};
-use crate::protocol::{ErrorCode, Event, Finish, RequestId};
+use crate::protocol::{ErrorCode, Event, Finish};
 use crate::session::{Message, MsgRole, QueuedTurn, Session};
 
 /// How a turn ended.
@@ -57,7 +57,9 @@ pub fn spawn_worker(daemon: Arc<Daemon>, session: Arc<Session>) {
 }
 
 fn worker(d: &Daemon, s: &Session) {
-    let mut last: Option<(Event, Option<RequestId>)> = None;
+    // The turn stays alive (with its origin guard) until its terminal
+    // event is out.
+    let mut last: Option<(Event, QueuedTurn)> = None;
     loop {
         let (turn, messages, cancel_rx) = {
             let mut st = s.lock();
@@ -69,8 +71,8 @@ fn worker(d: &Daemon, s: &Session) {
             if st.queue.is_empty() || stop {
                 st.busy = false;
             }
-            if let Some((ev, id)) = last.take() {
-                d.hub.publish(&s.id, &ev, id.as_ref());
+            if let Some((ev, done)) = last.take() {
+                d.hub.publish(&s.id, &ev, done.id.as_ref());
             }
             if stop {
                 let (code, why) = if st.deleted {
@@ -99,7 +101,7 @@ fn worker(d: &Daemon, s: &Session) {
             (turn, messages, rx)
         };
         let terminal = run_turn(d, s, &turn, &messages, &cancel_rx);
-        last = Some((terminal, turn.id));
+        last = Some((terminal, turn));
     }
 }
 
@@ -201,7 +203,7 @@ fn run_turn(
                                 turn.target.provider.name
                             )),
                         },
-                        Ok(StreamMsg::Failed(e)) => break failed(&e),
+                        Ok(StreamMsg::Failed(e)) => break failed(&turn.target.provider.name, e),
                         Err(_) => break Outcome::Failed(ErrorCode::Internal, "the provider reader stopped unexpectedly".into()),
                     },
                     recv(cancel) -> _ => break Outcome::Cancelled,
@@ -223,13 +225,17 @@ fn finish_of(r: Option<&FinishReason>) -> Finish {
     }
 }
 
-fn failed(e: &LlmError) -> Outcome {
-    let code = match e {
-        LlmError::Unreachable(_) => ErrorCode::LlmUnreachable,
-        LlmError::Status { .. } => ErrorCode::LlmError,
-        LlmError::Stream(_) => ErrorCode::LlmStream,
-    };
-    Outcome::Failed(code, e.to_string())
+fn failed(provider: &str, e: LlmError) -> Outcome {
+    match e {
+        LlmError::Unreachable(m) => Outcome::Failed(ErrorCode::LlmUnreachable, m),
+        LlmError::Status { status, message } => Outcome::Failed(
+            ErrorCode::LlmError,
+            format!("provider '{provider}' answered HTTP {status}: {message}"),
+        ),
+        LlmError::Stream(m) => {
+            Outcome::Failed(ErrorCode::LlmStream, format!("provider '{provider}': {m}"))
+        }
+    }
 }
 
 /// Persists the reply and the activity line; returns the terminal event.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, STOP_TURNS_LIMIT};
 use crate::paths::{self, Paths};
 
 const HELP: &str = "\
@@ -32,8 +32,6 @@ Clients connect to the socket (default /tmp/ruster.sock) and speak JSON Lines:
 See docs/protocol.md for every request.
 ";
 
-/// How long running turns get to end (cancelled, text kept) at shutdown.
-const STOP_TURNS_LIMIT: Duration = Duration::from_secs(5);
 /// How long queued events get to reach clients at shutdown.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 

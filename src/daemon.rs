@@ -9,12 +9,32 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Sender;
+
 use crate::config::Config;
 use crate::hub::{ConnId, Hub};
 use crate::llm::Llm;
 use crate::paths::Paths;
 use crate::protocol::{ErrorCode, Event, Request, RequestId};
 use crate::session::{Message, MsgRole, QueuedTurn, SessionStore};
+
+/// Sends waiting behind a session's running turn before more are refused:
+/// a client cannot grow a queue without bound.
+pub const MAX_QUEUED_TURNS: usize = 64;
+
+/// How long a cancelled turn gets to end before its session is deleted or
+/// the daemon exits.
+pub const STOP_TURNS_LIMIT: Duration = Duration::from_secs(5);
+
+/// The connection a request came from.
+pub struct Client {
+    pub id: ConnId,
+    /// Cloned into every turn this client starts and dropped when the
+    /// turn's terminal event is out: the connection's reader waits for all
+    /// of them after its client half-closes (`echo ... | nc -U`), so the
+    /// replies still reach it.
+    pub turns: Sender<()>,
+}
 
 pub struct Daemon {
     pub config: Config,
@@ -58,7 +78,8 @@ impl Daemon {
     }
 
     /// Answers one request from connection `conn`.
-    pub fn handle(self: &Arc<Self>, conn: ConnId, id: Option<RequestId>, req: Request) {
+    pub fn handle(self: &Arc<Self>, client: &Client, id: Option<RequestId>, req: Request) {
+        let conn = client.id;
         let id = id.as_ref();
         let answer = |ev: Event| self.hub.send(conn, &ev, id);
         let not_found = |sid: &str| {
@@ -95,7 +116,7 @@ impl Daemon {
                 message,
                 model,
             } => {
-                if let Err(ev) = self.send(conn, id, &session_id, message, model) {
+                if let Err(ev) = self.send(client, id, &session_id, message, model) {
                     answer(ev);
                 }
             }
@@ -147,6 +168,12 @@ impl Daemon {
                         if let Some(c) = &st.cancel {
                             let _ = c.try_send(());
                         }
+                    }
+                    // The cancelled turn is still writing its last lines:
+                    // remove the folder once its worker is gone.
+                    let deadline = Instant::now() + STOP_TURNS_LIMIT;
+                    while s.lock().busy && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(2));
                     }
                     match self.store.remove(&s) {
                         Ok(()) => {
@@ -243,7 +270,7 @@ impl Daemon {
     /// `Err` is the error to answer with (nothing was stored).
     fn send(
         self: &Arc<Self>,
-        conn: ConnId,
+        client: &Client,
         id: Option<&RequestId>,
         sid: &str,
         message: String,
@@ -264,12 +291,19 @@ impl Daemon {
             ));
         }
         let mut st = session.lock();
+        if st.queue.len() >= MAX_QUEUED_TURNS {
+            return Err(Event::error(
+                ErrorCode::RateLimited,
+                format!("{MAX_QUEUED_TURNS} messages already wait in session '{sid}'; wait for their replies (or cancel) before sending more"),
+                Some(sid),
+            ));
+        }
         let model = model.unwrap_or_else(|| st.meta.model.clone());
         let target = self
             .llm
             .resolve(&model)
             .map_err(|e| Event::error(ErrorCode::InvalidModel, e, Some(sid)))?;
-        self.hub.subscribe(conn, sid);
+        self.hub.subscribe(client.id, sid);
         let preview: String = message.chars().take(80).collect();
         let index = session
             .append(&mut st, Message::new(MsgRole::User, message))
@@ -287,6 +321,7 @@ impl Daemon {
             target,
             model,
             index,
+            origin: Some(client.turns.clone()),
         });
         if !st.busy {
             st.busy = true;

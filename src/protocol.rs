@@ -119,8 +119,9 @@ impl Request {
                     .into(),
             ));
         };
+        // `null` is "any other type" to the contract, so it is refused too.
         let id = match obj.get("id") {
-            None | Some(Value::Null) => None,
+            None => None,
             Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
             Some(_) => {
                 return Err(bad(

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
-use crate::daemon::Daemon;
+use crate::daemon::{Client, Daemon};
 use crate::hub::{ConnId, Line};
 use crate::protocol::{ErrorCode, Event, Request};
 
@@ -233,6 +233,8 @@ fn connection(daemon: &Arc<Daemon>, id: ConnId, stream: UnixStream) {
         }
     };
     log::debug!("connection {id}: open");
+    let (turns, turns_done) = crossbeam_channel::bounded::<()>(0);
+    let client = Client { id, turns };
     let max = daemon.config.max_line_bytes;
     let mut lines = LineReader::new(BufReader::with_capacity(8 << 10, stream), max);
     loop {
@@ -249,7 +251,7 @@ fn connection(daemon: &Arc<Daemon>, id: ConnId, stream: UnixStream) {
                         // (or the daemon) down: the client gets `internal`.
                         let echo = rid.clone();
                         let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            daemon.handle(id, rid, req)
+                            daemon.handle(&client, rid, req)
                         }));
                         if handled.is_err() {
                             daemon.hub.send(
@@ -282,6 +284,11 @@ fn connection(daemon: &Arc<Daemon>, id: ConnId, stream: UnixStream) {
             }
         }
     }
+    // The client may have only half-closed (`echo ... | nc -U`): its turns
+    // still stream to it. Wait for them: the channel disconnects when the
+    // last turn started here has sent its terminal event.
+    drop(client);
+    let _ = turns_done.recv();
     log::debug!("connection {id}: closed");
     daemon.hub.unregister(id);
     let _ = writer.join();

@@ -105,6 +105,8 @@ pub struct QueuedTurn {
     pub model: String,
     /// Where the user message sits in the history.
     pub index: usize,
+    /// Held until the turn's terminal event is out (see `daemon::Client`).
+    pub origin: Option<Sender<()>>,
 }
 
 /// A session's mutable state, behind its mutex.
@@ -178,6 +180,9 @@ impl Session {
     /// Appends one human-readable line to `activity.log`; failures are
     /// logged, never fatal.
     pub fn activity(&self, what: &str) {
+        if !self.dir.is_dir() {
+            return; // deleted while a turn was ending
+        }
         let line = format!("{} {}\n", now_rfc3339(), what.replace('\n', " "));
         let res = OpenOptions::new()
             .create(true)
