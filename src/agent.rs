@@ -14,8 +14,8 @@ use crossbeam_channel::{after, bounded, never, select, Receiver};
 use crate::context;
 use crate::daemon::Daemon;
 use crate::llm::{ChatMessage, Delta, FinishReason, LlmError, StreamMsg, Usage};
-use crate::protocol::{ErrorCode, Event, Finish};
-use crate::session::{Message, MsgRole, QueuedTurn, Session};
+use crate::protocol::{ErrorCode, Event, Finish, ProactiveKind};
+use crate::session::{Message, MsgRole, QueuedTurn, Session, State, TurnKind};
 
 /// How a turn ended.
 enum Outcome {
@@ -57,9 +57,9 @@ pub fn spawn_worker(daemon: Arc<Daemon>, session: Arc<Session>) {
 }
 
 fn worker(d: &Daemon, s: &Session) {
-    // The turn stays alive (with its origin guard) until its terminal
-    // event is out.
-    let mut last: Option<(Event, QueuedTurn)> = None;
+    // The finished turn stays alive (with its origin guard) until its
+    // terminal event is out.
+    let mut last: Option<(Option<Event>, QueuedTurn)> = None;
     loop {
         let (turn, messages, cancel_rx) = {
             let mut st = s.lock();
@@ -72,7 +72,12 @@ fn worker(d: &Daemon, s: &Session) {
                 st.busy = false;
             }
             if let Some((ev, done)) = last.take() {
-                d.hub.publish(&s.id, &ev, done.id.as_ref());
+                if matches!(done.kind, TurnKind::Heartbeat { .. }) {
+                    st.heartbeat_queued = false;
+                }
+                if let Some(ev) = ev {
+                    d.hub.publish(&s.id, &ev, done.id.as_ref());
+                }
             }
             if stop {
                 let (code, why) = if st.deleted {
@@ -83,12 +88,15 @@ fn worker(d: &Daemon, s: &Session) {
                 } else {
                     (ErrorCode::ShuttingDown, "the daemon is shutting down; your message is in history, send it again later")
                 };
+                st.heartbeat_queued = false;
                 for turn in st.queue.drain(..) {
-                    d.hub.publish(
-                        &s.id,
-                        &Event::error(code, why, Some(&s.id)),
-                        turn.id.as_ref(),
-                    );
+                    if matches!(turn.kind, TurnKind::User { .. }) {
+                        d.hub.publish(
+                            &s.id,
+                            &Event::error(code, why, Some(&s.id)),
+                            turn.id.as_ref(),
+                        );
+                    }
                 }
                 return;
             }
@@ -100,55 +108,150 @@ fn worker(d: &Daemon, s: &Session) {
             let messages = context_for(d, s, &mut st, &turn);
             (turn, messages, rx)
         };
-        let terminal = run_turn(d, s, &turn, &messages, &cancel_rx);
+        let streamed = matches!(turn.kind, TurnKind::User { .. });
+        let started = Instant::now();
+        let (outcome, reply, usage) = run_turn(d, s, &turn, &messages, &cancel_rx, streamed);
+        let terminal = match &turn.kind {
+            TurnKind::User { .. } => Some(finish_turn(s, &turn, reply, usage, outcome, started)),
+            TurnKind::Heartbeat { .. } => {
+                let finished = matches!(outcome, Outcome::Finished(_));
+                crate::proactive::heartbeat_done(
+                    d,
+                    s,
+                    &messages,
+                    &reply,
+                    usage,
+                    finished,
+                    &outcome_text(&outcome),
+                );
+                None
+            }
+            TurnKind::Event { .. } => {
+                match &outcome {
+                    Outcome::Finished(_) if !reply.trim().is_empty() => {
+                        crate::proactive::deliver(d, s, ProactiveKind::Event, reply.trim());
+                    }
+                    _ => s.activity(&format!("event turn: {}", outcome_text(&outcome))),
+                }
+                None
+            }
+        };
         last = Some((terminal, turn));
     }
 }
 
-/// The context of `turn`: history without this and the still-queued user
-/// messages (their replies come later), then the new message.
-fn context_for(
-    d: &Daemon,
-    s: &Session,
-    st: &mut crate::session::State,
-    turn: &QueuedTurn,
-) -> Vec<ChatMessage> {
-    let queued: Vec<usize> = st.queue.iter().map(|t| t.index).collect();
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Finished(f) => format!("finished ({f:?})"),
+        Outcome::Cancelled => "cancelled".into(),
+        Outcome::Failed(code, m) => format!("failed ({code:?}): {m}"),
+    }
+}
+
+/// The context of `turn`.
+///
+/// A user turn sees the history without its own and the still-queued user
+/// messages (their replies come later), the `next_turn` events waiting for
+/// it, then its message. A heartbeat sees only the system prompt, the time
+/// and its prompt: it must stay cheap, whatever the history's length.
+fn context_for(d: &Daemon, s: &Session, st: &mut State, turn: &QueuedTurn) -> Vec<ChatMessage> {
+    let config = &d.config;
+    let mut volatile = vec![format!(
+        "Local date and time: {}",
+        crate::time::local_now_human()
+    )];
     let system = st.meta.system.clone();
+    let (current, user) = match &turn.kind {
+        TurnKind::Heartbeat { prompt } => {
+            return context::build(&context::Inputs {
+                system: &config.system_prompt,
+                session_system: system.as_deref(),
+                history: &[],
+                volatile,
+                user: prompt,
+                budget_tokens: budget(config),
+            });
+        }
+        TurnKind::User { index } => {
+            let events = std::mem::take(&mut st.meta.next_turn_events);
+            if !events.is_empty() {
+                if let Err(e) = s.save_meta(st) {
+                    log::warn!("session {}: cannot save meta.json: {e}", s.id);
+                }
+            }
+            let history = s.history(st);
+            volatile.extend(
+                events
+                    .iter()
+                    .filter_map(|&i| history.get(i))
+                    .map(describe_event),
+            );
+            (
+                *index,
+                history
+                    .get(*index)
+                    .map(|m| m.content.clone())
+                    .unwrap_or_default(),
+            )
+        }
+        TurnKind::Event { index } => {
+            let history = s.history(st);
+            let text = history.get(*index).map(describe_event).unwrap_or_default();
+            (
+                *index,
+                format!("{text}\n\nTell the user about this event if it matters to them, briefly."),
+            )
+        }
+    };
+    let queued: Vec<usize> = st
+        .queue
+        .iter()
+        .filter_map(|t| match t.kind {
+            TurnKind::User { index } | TurnKind::Event { index } => Some(index),
+            TurnKind::Heartbeat { .. } => None,
+        })
+        .collect();
     let history = s.history(st);
-    let user = history
-        .get(turn.index)
-        .map(|m| m.content.clone())
-        .unwrap_or_default();
     let earlier: Vec<&Message> = history
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i != turn.index && !queued.contains(i))
+        .filter(|(i, _)| *i != current && !queued.contains(i))
         .map(|(_, m)| m)
         .collect();
-    let config = &d.config;
     context::build(&context::Inputs {
         system: &config.system_prompt,
         session_system: system.as_deref(),
         history: &earlier,
-        volatile: vec![format!(
-            "Local date and time: {}",
-            crate::time::local_now_human()
-        )],
+        volatile,
         user: &user,
-        budget_tokens: (config.context_tokens - config.reply_reserve_tokens) as usize,
+        budget_tokens: budget(config),
     })
 }
 
-/// Runs one turn to its end and persists it; returns its terminal event.
+fn budget(config: &crate::config::Config) -> usize {
+    (config.context_tokens - config.reply_reserve_tokens) as usize
+}
+
+/// An external event as the model reads it: source, time, text.
+fn describe_event(m: &Message) -> String {
+    let source = m
+        .extra
+        .get("source")
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown");
+    format!("Event from {source} at {}: {}", m.ts, m.content)
+}
+
+/// Runs one turn to its end: how it ended, its reply and the usage the
+/// provider reported. `streamed` turns publish their deltas as they come.
 fn run_turn(
     d: &Daemon,
     s: &Session,
     turn: &QueuedTurn,
     messages: &[ChatMessage],
     cancel: &Receiver<()>,
-) -> Event {
-    let started = Instant::now();
+    streamed: bool,
+) -> (Outcome, String, Option<Usage>) {
     let id = turn.id.as_ref();
     let mut reply = String::new();
     let mut usage: Option<Usage> = None;
@@ -171,18 +274,20 @@ fn run_turn(
                         Ok(StreamMsg::Delta(delta)) => match delta {
                             Delta::Text(text) => {
                                 reply.push_str(&text);
-                                d.hub.publish(&s.id, &Event::Response {
+                                if streamed { d.hub.publish(&s.id, &Event::Response {
                                     session_id: s.id.clone(),
                                     delta: text,
                                     done: false,
                                     finish_reason: None,
                                     usage: None,
-                                }, id);
+                                }, id); }
                             }
-                            Delta::Thinking(text) => d.hub.publish(&s.id, &Event::Thinking {
-                                session_id: s.id.clone(),
-                                delta: text,
-                            }, id),
+                            Delta::Thinking(text) => if streamed {
+                                d.hub.publish(&s.id, &Event::Thinking {
+                                    session_id: s.id.clone(),
+                                    delta: text,
+                                }, id);
+                            },
                             Delta::Usage(u) => usage = Some(u),
                             Delta::Finish(r) => finish = Some(r),
                             Delta::Done => break Outcome::Finished(finish_of(finish.as_ref())),
@@ -215,7 +320,7 @@ fn run_turn(
             }
         }
     };
-    finish_turn(s, turn, reply, usage, outcome, started)
+    (outcome, reply, usage)
 }
 
 fn finish_of(r: Option<&FinishReason>) -> Finish {

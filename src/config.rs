@@ -53,6 +53,9 @@ pub struct Config {
     pub context_tokens: u32,
     /// Tokens of the context kept free for the reply. Defaults to 1024.
     pub reply_reserve_tokens: u32,
+    /// Longest reply in tokens, asked of the provider; 0 leaves it to the
+    /// provider. Defaults to 0.
+    pub max_reply_tokens: u32,
     /// Longest request line a client may send. Defaults to 1 MiB.
     pub max_line_bytes: usize,
     /// Most clients connected at once. Defaults to 1024.
@@ -70,6 +73,15 @@ pub struct Config {
     pub llm_retries: u32,
     /// First retry delay in milliseconds, doubled each retry. Defaults to 500.
     pub llm_retry_base_ms: u64,
+    /// The heartbeat prompt of a session with neither a `HEARTBEAT.md` nor
+    /// its own prompt.
+    pub heartbeat_prompt: String,
+    /// Tokens a session's heartbeats may spend per day. Defaults to 20000.
+    pub heartbeat_max_tokens_per_day: u64,
+    /// Local hours without heartbeats, like `22:00-07:00`. Defaults to none.
+    pub quiet_hours: Option<String>,
+    /// `notify` events accepted per source and session per minute. Defaults to 10.
+    pub notify_rate_per_min: u32,
     /// Added providers or overrides of built-in ones.
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -94,6 +106,7 @@ impl Default for Config {
                 .into(),
             context_tokens: 8192,
             reply_reserve_tokens: 1024,
+            max_reply_tokens: 0,
             max_line_bytes: 1 << 20,
             max_connections: 1024,
             max_queued_events: 4096,
@@ -102,6 +115,12 @@ impl Default for Config {
             llm_read_timeout_secs: 120,
             llm_retries: 2,
             llm_retry_base_ms: 500,
+            heartbeat_prompt: "Check whether anything needs the user's attention now (due tasks, \
+                               reminders, events). If nothing does, reply exactly HEARTBEAT_OK."
+                .into(),
+            heartbeat_max_tokens_per_day: 20_000,
+            quiet_hours: None,
+            notify_rate_per_min: 10,
             providers: BTreeMap::new(),
         }
     }
@@ -121,6 +140,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("system_prompt", "System prompt of every session, before the session's own."),
     ("context_tokens", "Context window a turn is fitted into, in estimated tokens (also Ollama's num_ctx)."),
     ("reply_reserve_tokens", "Tokens of the context kept free for the reply."),
+    ("max_reply_tokens", "Longest reply, in tokens, asked of the provider (0: the provider decides)."),
     ("max_line_bytes", "Longest request line a client may send, in bytes."),
     ("max_connections", "Most clients connected at once."),
     ("max_queued_events", "Events queued for a client that stopped reading before it is disconnected."),
@@ -129,6 +149,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("llm_read_timeout_secs", "Longest silence from a provider, in seconds, before the turn fails (llm_stream)."),
     ("llm_retries", "Retries of a provider call that failed before its first token (connect, 429, 5xx)."),
     ("llm_retry_base_ms", "First retry delay in milliseconds, doubled on each retry (Retry-After wins)."),
+    ("heartbeat_prompt", "Heartbeat prompt of a session with no HEARTBEAT.md and no prompt of its own."),
+    ("heartbeat_max_tokens_per_day", "Tokens one session's heartbeats may spend per day; past it they pause until tomorrow."),
+    ("quiet_hours", "Local hours without heartbeats, like \"22:00-07:00\" (unset: none)."),
+    ("notify_rate_per_min", "notify events accepted per source and session per minute (rate_limited past it)."),
     ("providers", "Providers added or overridden, one table each:\n# [providers.home]\n# kind = \"openai\"            # or \"ollama\"\n# base_url = \"http://192.0.2.7:8080/v1\"\n# api_key_env = \"HOME_LLM_KEY\""),
 ];
 
@@ -297,6 +321,14 @@ impl Config {
                 "timeouts must be at least 1 second",
             );
         }
+        if let Some(q) = &self.quiet_hours {
+            if parse_quiet_hours(q).is_none() {
+                return invalid(
+                    "quiet_hours",
+                    "write it as \"HH:MM-HH:MM\" in local time, like \"22:00-07:00\"",
+                );
+            }
+        }
         if let Err(e) = crate::llm::ModelRef::parse(&self.default_model) {
             return invalid("default_model", &e);
         }
@@ -354,6 +386,18 @@ pub fn default_file() -> String {
     out
 }
 
+/// `"22:00-07:00"` as minutes since midnight (start, end); the range may
+/// wrap past midnight.
+pub fn parse_quiet_hours(s: &str) -> Option<(u32, u32)> {
+    let minutes = |hm: &str| {
+        let (h, m) = hm.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let (a, b) = s.split_once('-')?;
+    Some((minutes(a)?, minutes(b)?))
+}
+
 /// Expands a leading `~` or `~/` to `home`.
 pub fn expand_tilde(path: &str, home: &Path) -> PathBuf {
     if path == "~" {
@@ -382,15 +426,19 @@ mod tests {
         for key in table.keys() {
             assert!(KEYS.iter().any(|(k, _)| k == key), "KEYS lacks {key}");
         }
-        // proxy_url/proxy_token are None by default and so absent from the table.
-        assert_eq!(KEYS.len(), table.len() + 2);
+        // proxy_url, proxy_token and quiet_hours are None by default and so
+        // absent from the table.
+        assert_eq!(KEYS.len(), table.len() + 3);
     }
 
     #[test]
     fn every_default_key_is_written_commented() {
         let text = default_file();
         for (key, _) in KEYS {
-            if *key != "proxy_url" && *key != "proxy_token" && *key != "providers" {
+            if !matches!(
+                *key,
+                "proxy_url" | "proxy_token" | "quiet_hours" | "providers"
+            ) {
                 assert!(
                     text.contains(&format!("# {key} = ")),
                     "{key} missing:\n{text}"
@@ -446,6 +494,13 @@ mod tests {
         let text = c.redacted().to_string();
         assert!(!text.contains("tok\"") && !text.contains("sk-1"), "{text}");
         assert!(text.contains("***"));
+    }
+
+    #[test]
+    fn quiet_hours_parse() {
+        assert_eq!(parse_quiet_hours("22:00-07:30"), Some((1320, 450)));
+        assert_eq!(parse_quiet_hours("25:00-07:00"), None);
+        assert!(parse("quiet_hours = \"late\"\n").is_err());
     }
 
     #[test]

@@ -65,7 +65,9 @@ pub fn build(inputs: &Inputs) -> Vec<ChatMessage> {
     for m in inputs.history.iter().rev() {
         let role = match m.role {
             MsgRole::User => Role::User,
-            MsgRole::Assistant if !m.content.is_empty() => Role::Assistant,
+            // What the daemon said on its own (a reminder, a heartbeat's
+            // finding) reads to the model as its own earlier words.
+            MsgRole::Assistant | MsgRole::Proactive if !m.content.is_empty() => Role::Assistant,
             _ => continue,
         };
         let cost = estimate_tokens(&m.content);

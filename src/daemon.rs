@@ -9,14 +9,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::{HashMap, VecDeque};
+
 use crossbeam_channel::Sender;
+use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::hub::{ConnId, Hub};
 use crate::llm::Llm;
 use crate::paths::Paths;
-use crate::protocol::{ErrorCode, Event, Request, RequestId};
-use crate::session::{Message, MsgRole, QueuedTurn, SessionStore};
+use crate::proactive::{Scheduler, Wake};
+use crate::protocol::{Delivery, Due, ErrorCode, Event, ReminderInfo, Request, RequestId};
+use crate::reminders::{Reminder, Reminders, MAX_REMINDERS, MAX_REMINDER_TEXT};
+use crate::session::{
+    HeartbeatSettings, Message, MsgRole, QueuedTurn, Session, SessionStore, TurnKind,
+};
+use crate::time::{rfc3339, unix_now};
 
 /// Sends waiting behind a session's running turn before more are refused:
 /// a client cannot grow a queue without bound.
@@ -47,6 +55,10 @@ pub struct Daemon {
     shutting_down: AtomicBool,
     /// Turn worker threads alive, so shutdown can wait for them.
     pub workers: AtomicUsize,
+    pub reminders: Mutex<Reminders>,
+    pub scheduler: Scheduler,
+    /// Recent `notify` times per (session, source), for the rate limit.
+    notify_times: Mutex<HashMap<(String, String), VecDeque<Instant>>>,
     /// Connections whose threads are alive (counted from accept to the
     /// end of their reader thread), for `max_connections` and shutdown.
     pub conns: AtomicUsize,
@@ -55,6 +67,8 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(config: Config, config_path: PathBuf, paths: Paths) -> std::io::Result<Daemon> {
         let store = SessionStore::open(&paths.sessions, &config.default_model)?;
+        std::fs::create_dir_all(&paths.state)?;
+        let reminders = Reminders::load(&paths.state);
         Ok(Daemon {
             hub: Hub::new(config.max_queued_events),
             llm: Llm::new(&config),
@@ -65,6 +79,9 @@ impl Daemon {
             started: Instant::now(),
             shutting_down: AtomicBool::new(false),
             workers: AtomicUsize::new(0),
+            reminders: Mutex::new(reminders),
+            scheduler: Scheduler::new(),
+            notify_times: Mutex::new(HashMap::new()),
             conns: AtomicUsize::new(0),
         })
     }
@@ -110,7 +127,7 @@ impl Daemon {
                 session_id,
                 model,
                 system,
-            } => answer(self.create(conn, &session_id, model, system)),
+            } => self.create(conn, id, &session_id, model, system),
             Request::Send {
                 session_id,
                 message,
@@ -175,6 +192,9 @@ impl Daemon {
                     while s.lock().busy && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(2));
                     }
+                    if let Err(e) = self.reminders.lock().remove_session(&session_id) {
+                        log::warn!("session {session_id}: cannot drop its reminders: {e}");
+                    }
                     match self.store.remove(&s) {
                         Ok(()) => {
                             log::info!("session {session_id}: deleted");
@@ -194,14 +214,14 @@ impl Daemon {
                     }
                 }
             },
-            Request::Subscribe { session_id } => {
-                if self.store.get(&session_id).is_some() {
+            Request::Subscribe { session_id } => match self.store.get(&session_id) {
+                Some(s) => {
                     self.hub.subscribe(conn, &session_id);
-                    answer(Event::Subscribed { session_id })
-                } else {
-                    answer(not_found(&session_id))
+                    answer(Event::Subscribed { session_id });
+                    self.deliver_undelivered(conn, &s);
                 }
-            }
+                None => answer(not_found(&session_id)),
+            },
             Request::Unsubscribe { session_id } => {
                 if self.store.get(&session_id).is_some() {
                     self.hub.unsubscribe(conn, &session_id);
@@ -210,19 +230,239 @@ impl Daemon {
                     answer(not_found(&session_id))
                 }
             }
+            Request::Remind {
+                session_id,
+                message,
+                due,
+                repeat_secs,
+            } => answer(match self.store.get(&session_id) {
+                None => not_found(&session_id),
+                Some(_) => self.remind(&session_id, &message, due, repeat_secs),
+            }),
+            Request::Reminders { session_id } => answer(Event::Reminders {
+                reminders: self
+                    .reminders
+                    .lock()
+                    .list(session_id.as_deref())
+                    .into_iter()
+                    .map(reminder_info)
+                    .collect(),
+            }),
+            Request::Unremind { reminder_id } => {
+                let removed = self.reminders.lock().remove(&reminder_id);
+                answer(match removed {
+                    Ok(Some(_)) => Event::Unscheduled { reminder_id },
+                    Ok(None) => Event::error(
+                        ErrorCode::NotFound,
+                        format!(
+                            "no reminder '{}'; list them with {{\"action\":\"reminders\"}}",
+                            crate::protocol::truncate(&reminder_id, 64)
+                        ),
+                        None,
+                    ),
+                    Err(e) => internal("could not save reminders", e),
+                })
+            }
+            Request::Heartbeat {
+                session_id,
+                every_secs,
+                prompt,
+            } => answer(match self.store.get(&session_id) {
+                None => not_found(&session_id),
+                Some(s) => self.set_heartbeat(&s, every_secs, prompt),
+            }),
+            Request::Notify {
+                session_id,
+                source,
+                message,
+                delivery,
+            } => answer(match self.store.get(&session_id) {
+                None => not_found(&session_id),
+                Some(s) => self.notify(&s, &source, message, delivery),
+            }),
         }
+    }
+
+    fn remind(&self, sid: &str, message: &str, due: Due, repeat_secs: Option<u64>) -> Event {
+        let now = unix_now();
+        let due = match due {
+            Due::In(secs) => now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX / 2)),
+            Due::At(at) if at <= now => {
+                return Event::error(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "'at' ({}) is in the past; it is now {}",
+                        rfc3339(at),
+                        rfc3339(now)
+                    ),
+                    Some(sid),
+                )
+            }
+            Due::At(at) => at,
+        };
+        if message.trim().is_empty() || message.len() > MAX_REMINDER_TEXT {
+            return Event::error(
+                ErrorCode::InvalidRequest,
+                format!("field 'message' must hold 1 to {MAX_REMINDER_TEXT} bytes"),
+                Some(sid),
+            );
+        }
+        let mut reminders = self.reminders.lock();
+        if reminders.len() >= MAX_REMINDERS {
+            return Event::error(
+                ErrorCode::InvalidRequest,
+                format!("{MAX_REMINDERS} reminders are pending already; remove some with unremind"),
+                Some(sid),
+            );
+        }
+        match reminders.add(sid, message, due, repeat_secs) {
+            Ok(r) => {
+                drop(reminders);
+                log::info!(
+                    "session {sid}: reminder {} due {}",
+                    r.reminder_id,
+                    rfc3339(r.due)
+                );
+                self.scheduler.wake(Wake::Reminder {
+                    id: r.reminder_id.clone(),
+                    due: r.due,
+                });
+                Event::Scheduled {
+                    session_id: sid.to_string(),
+                    reminder_id: r.reminder_id,
+                    due: rfc3339(r.due),
+                    repeat_secs: r.repeat_secs,
+                }
+            }
+            Err(e) => internal("could not save reminders", e),
+        }
+    }
+
+    fn set_heartbeat(&self, session: &Session, every_secs: u64, prompt: Option<String>) -> Event {
+        let mut st = session.lock();
+        st.meta.heartbeat = (every_secs > 0).then(|| HeartbeatSettings {
+            every_secs,
+            prompt,
+            day: String::new(),
+            tokens_today: 0,
+        });
+        if let Err(e) = session.save_meta(&st) {
+            return internal("could not save the session's meta.json", e);
+        }
+        drop(st);
+        session.activity(&format!("heartbeat every {every_secs}s"));
+        if every_secs > 0 {
+            self.scheduler.wake(Wake::Heartbeat {
+                session: session.id.clone(),
+                due: unix_now().saturating_add(every_secs as i64),
+            });
+        }
+        Event::HeartbeatSet {
+            session_id: session.id.clone(),
+            every_secs,
+        }
+    }
+
+    fn notify(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        source: &str,
+        message: String,
+        delivery: Delivery,
+    ) -> Event {
+        let sid = session.id.as_str();
+        if message.trim().is_empty() || message.len() > MAX_REMINDER_TEXT {
+            return Event::error(
+                ErrorCode::InvalidRequest,
+                format!("field 'message' must hold 1 to {MAX_REMINDER_TEXT} bytes"),
+                Some(sid),
+            );
+        }
+        if !self.notify_allowed(sid, source) {
+            return Event::error(
+                ErrorCode::RateLimited,
+                format!(
+                    "source '{}' sent more than {} events to '{sid}' in the last minute (notify_rate_per_min); this one was not stored",
+                    crate::protocol::truncate(source, 64),
+                    self.config.notify_rate_per_min
+                ),
+                Some(sid),
+            );
+        }
+        let mut msg = Message::new(MsgRole::Event, message);
+        msg.extra.insert("source".into(), source.into());
+        msg.extra.insert(
+            "delivery".into(),
+            serde_json::to_value(delivery).unwrap_or_default(),
+        );
+        let mut st = session.lock();
+        let index = match session.append(&mut st, msg) {
+            Ok(i) => i,
+            Err(e) => return internal("could not store the event", e),
+        };
+        match delivery {
+            Delivery::Silent => {}
+            Delivery::NextTurn => {
+                st.meta.next_turn_events.push(index);
+                if let Err(e) = session.save_meta(&st) {
+                    return internal("could not save the session's meta.json", e);
+                }
+            }
+            Delivery::Immediate => match self.llm.resolve(&st.meta.model) {
+                Ok(target) => {
+                    let model = st.meta.model.clone();
+                    st.queue.push_back(QueuedTurn {
+                        id: None,
+                        target,
+                        model,
+                        kind: TurnKind::Event { index },
+                        origin: None,
+                    })
+                }
+                Err(e) => return Event::error(ErrorCode::InvalidModel, e, Some(sid)),
+            },
+        }
+        drop(st);
+        session.activity(&format!("event from {source} ({delivery:?})"));
+        self.start_worker(session);
+        Event::Notified {
+            session_id: sid.to_string(),
+        }
+    }
+
+    /// Counts a `notify` against its source's per-minute allowance.
+    fn notify_allowed(&self, sid: &str, source: &str) -> bool {
+        let now = Instant::now();
+        let window = Duration::from_secs(60);
+        let mut times = self.notify_times.lock();
+        // Forget sources that have been quiet for a minute, so the table
+        // cannot grow without bound.
+        times.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+        let q = times
+            .entry((sid.to_string(), source.to_string()))
+            .or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            q.pop_front();
+        }
+        if q.len() >= self.config.notify_rate_per_min as usize {
+            return false;
+        }
+        q.push_back(now);
+        true
     }
 
     fn create(
         &self,
         conn: ConnId,
+        id: Option<&RequestId>,
         sid: &str,
         model: Option<String>,
         system: Option<String>,
-    ) -> Event {
+    ) {
+        let answer = |ev: Event| self.hub.send(conn, &ev, id);
         if let Some(m) = &model {
             if let Err(e) = self.llm.resolve(m) {
-                return Event::error(ErrorCode::InvalidModel, e, Some(sid));
+                return answer(Event::error(ErrorCode::InvalidModel, e, Some(sid)));
             }
         }
         let initial_model = model
@@ -232,11 +472,11 @@ impl Daemon {
             Ok(r) => r,
             Err(e) => {
                 log::error!("session {sid}: cannot create it: {e}");
-                return Event::error(
+                return answer(Event::error(
                     ErrorCode::Internal,
                     format!("could not create the session on disk: {e}"),
                     Some(sid),
-                );
+                ));
             }
         };
         let model = {
@@ -259,11 +499,14 @@ impl Daemon {
             log::info!("session {sid}: created (model {model})");
         }
         self.hub.subscribe(conn, sid);
-        Event::Created {
+        let created = Event::Created {
             session_id: sid.to_string(),
             model,
             new,
-        }
+        };
+        // The answer first, then what was waiting for a client.
+        answer(created);
+        self.deliver_undelivered(conn, &session);
     }
 
     /// Accepts a `send`: stores the user message and queues the turn.
@@ -320,15 +563,54 @@ impl Daemon {
             id: id.cloned(),
             target,
             model,
-            index,
+            kind: TurnKind::User { index },
             origin: Some(client.turns.clone()),
         });
-        if !st.busy {
+        drop(st);
+        self.start_worker(&session);
+        self.deliver_undelivered(client.id, &session);
+        Ok(())
+    }
+
+    /// Starts the session's worker unless one is running.
+    pub fn start_worker(self: &Arc<Self>, session: &Arc<Session>) {
+        let mut st = session.lock();
+        if !st.busy && !st.queue.is_empty() {
             st.busy = true;
             drop(st);
-            crate::agent::spawn_worker(self.clone(), session);
+            crate::agent::spawn_worker(self.clone(), session.clone());
         }
-        Ok(())
+    }
+
+    /// Sends a newly subscribed client the proactive messages of the
+    /// session that no client has received yet (each exactly once).
+    fn deliver_undelivered(&self, conn: ConnId, session: &Session) {
+        let mut st = session.lock();
+        if st.meta.undelivered.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut st.meta.undelivered);
+        let history = session.history(&mut st);
+        for m in pending.iter().filter_map(|&i| history.get(i)) {
+            let kind = m
+                .extra
+                .get("kind")
+                .and_then(|k| serde_json::from_value(k.clone()).ok())
+                .unwrap_or(crate::protocol::ProactiveKind::Reminder);
+            self.hub.send(
+                conn,
+                &Event::Proactive {
+                    session_id: session.id.clone(),
+                    message: m.content.clone(),
+                    kind,
+                    ts: m.ts.clone(),
+                },
+                None,
+            );
+        }
+        if let Err(e) = session.save_meta(&st) {
+            log::warn!("session {}: cannot save meta.json: {e}", session.id);
+        }
     }
 
     /// Stops every turn: running ones end as cancelled (their text kept),
@@ -345,4 +627,20 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+fn reminder_info(r: Reminder) -> ReminderInfo {
+    ReminderInfo {
+        reminder_id: r.reminder_id,
+        session_id: r.session_id,
+        message: r.message,
+        due: rfc3339(r.due),
+        repeat_secs: r.repeat_secs,
+    }
+}
+
+/// An `internal` error for a failed write; the details go to the log.
+fn internal(what: &str, e: std::io::Error) -> Event {
+    log::error!("{what}: {e}");
+    Event::error(ErrorCode::Internal, format!("{what}: {e}"), None)
 }

@@ -135,22 +135,26 @@ impl Hub {
         self.drop_slow(failed);
     }
 
-    /// Sends an event to every connection subscribed to `session`.
-    pub fn publish(&self, session: &str, event: &Event, id: Option<&RequestId>) {
+    /// Sends an event to every connection subscribed to `session`; returns
+    /// how many it was queued for.
+    pub fn publish(&self, session: &str, event: &Event, id: Option<&RequestId>) -> usize {
         let line: Line = event.to_line(id).into();
-        let failed: Vec<ConnId> = {
+        let (reached, failed): (usize, Vec<ConnId>) = {
             let t = self.table.read();
             let Some(set) = t.subscribers.get(session) else {
-                return;
+                return 0;
             };
-            set.iter()
+            let failed = set
+                .iter()
                 .filter(|c| t.conns.get(c).is_some_and(|conn| push(&conn.tx, &line)))
                 .copied()
-                .collect()
+                .collect::<Vec<_>>();
+            (set.len() - failed.len(), failed)
         };
         for c in failed {
             self.drop_slow(Some(c));
         }
+        reached
     }
 
     /// Sends an event to every connection.

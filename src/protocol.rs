@@ -36,6 +36,11 @@ pub const ACTIONS: &[&str] = &[
     "ping",
     "status",
     "config",
+    "remind",
+    "reminders",
+    "unremind",
+    "heartbeat",
+    "notify",
 ];
 
 /// The longest session id, in bytes (all allowed characters are ASCII).
@@ -83,6 +88,50 @@ pub enum Request {
     Ping,
     Status,
     Config,
+    Remind {
+        session_id: String,
+        message: String,
+        due: Due,
+        repeat_secs: Option<u64>,
+    },
+    Reminders {
+        session_id: Option<String>,
+    },
+    Unremind {
+        reminder_id: String,
+    },
+    Heartbeat {
+        session_id: String,
+        every_secs: u64,
+        prompt: Option<String>,
+    },
+    Notify {
+        session_id: String,
+        source: String,
+        message: String,
+        delivery: Delivery,
+    },
+}
+
+/// When a reminder is due, as the request said it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Due {
+    /// `in_secs`: this many seconds from now.
+    In(u64),
+    /// `at`: an RFC 3339 time, as seconds since the epoch.
+    At(i64),
+}
+
+/// How a `notify` event reaches the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Kept and put into the context of the session's next turn.
+    NextTurn,
+    /// Starts a turn now, whose reply is a `proactive` event.
+    Immediate,
+    /// Only stored in history (role `event`).
+    Silent,
 }
 
 /// A request that could not be parsed: the error to answer with, and the
@@ -191,6 +240,59 @@ impl Request {
             "ping" => Request::Ping,
             "status" => Request::Status,
             "config" => Request::Config,
+            "remind" => Request::Remind {
+                session_id: f.session_id()?,
+                message: f.str("message")?,
+                due: match (f.opt_u64("in_secs")?, f.opt_str("at")?) {
+                    (Some(secs), None) if secs > 0 => Due::In(secs),
+                    (None, Some(at)) => Due::At(crate::time::parse_rfc3339(&at).ok_or_else(|| {
+                        invalid(&format!(
+                            "field 'at' is not an RFC 3339 time: {:?}; write it like \"2026-11-24T15:00:00Z\"",
+                            truncate(&at, 64)
+                        ))
+                    })?),
+                    (Some(_), None) => return Err(invalid("field 'in_secs' must be at least 1")),
+                    (Some(_), Some(_)) => return Err(invalid("give either 'in_secs' or 'at', not both")),
+                    (None, None) => {
+                        return Err(invalid(
+                            "missing field 'in_secs' (seconds from now) or 'at' (an RFC 3339 time)",
+                        ))
+                    }
+                },
+                repeat_secs: f.opt_u64("repeat_secs")?.filter(|&n| n > 0),
+            },
+            "reminders" => Request::Reminders {
+                session_id: match f.obj.get("session_id") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(f.session_id()?),
+                },
+            },
+            "unremind" => Request::Unremind {
+                reminder_id: f.str("reminder_id")?,
+            },
+            "heartbeat" => Request::Heartbeat {
+                session_id: f.session_id()?,
+                every_secs: f
+                    .opt_u64("every_secs")?
+                    .ok_or_else(|| invalid("missing field 'every_secs' (seconds; 0 turns the heartbeat off)"))?,
+                prompt: f.opt_str("prompt")?,
+            },
+            "notify" => Request::Notify {
+                session_id: f.session_id()?,
+                source: f.opt_str("source")?.unwrap_or_else(|| "unknown".into()),
+                message: f.str("message")?,
+                delivery: match f.opt_str("delivery")?.as_deref() {
+                    None | Some("next_turn") => Delivery::NextTurn,
+                    Some("immediate") => Delivery::Immediate,
+                    Some("silent") => Delivery::Silent,
+                    Some(other) => {
+                        return Err(invalid(&format!(
+                            "field 'delivery' must be \"next_turn\", \"immediate\" or \"silent\", not {:?}",
+                            truncate(other, 32)
+                        )))
+                    }
+                },
+            },
             other => {
                 return Err((
                     ErrorCode::UnknownAction,
@@ -228,19 +330,20 @@ impl Fields<'_> {
             .ok_or_else(|| invalid(&format!("missing field '{key}' (a string)")))
     }
 
-    fn opt_usize(&self, key: &str) -> Result<Option<usize>, (ErrorCode, String)> {
+    fn opt_u64(&self, key: &str) -> Result<Option<u64>, (ErrorCode, String)> {
         match self.obj.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
-                None => Err(invalid(&format!(
-                    "field '{key}' must be a whole number of 0 or more"
-                ))),
-            },
+            Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
             Some(_) => Err(invalid(&format!(
                 "field '{key}' must be a whole number of 0 or more"
             ))),
         }
+    }
+
+    fn opt_usize(&self, key: &str) -> Result<Option<usize>, (ErrorCode, String)> {
+        Ok(self
+            .opt_u64(key)?
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
     }
 
     fn session_id(&self) -> Result<String, (ErrorCode, String)> {
@@ -341,6 +444,26 @@ pub struct SessionInfo {
     pub busy: bool,
 }
 
+/// One entry of `reminders`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReminderInfo {
+    pub reminder_id: String,
+    pub session_id: String,
+    pub message: String,
+    pub due: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat_secs: Option<u64>,
+}
+
+/// What made a `proactive` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProactiveKind {
+    Reminder,
+    Heartbeat,
+    Event,
+}
+
 /// An event the daemon sends. Serialized as `{"event":"<name>", ...fields}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -401,6 +524,34 @@ pub enum Event {
         config: Value,
     },
     Keepalive {
+        ts: String,
+    },
+    Scheduled {
+        session_id: String,
+        reminder_id: String,
+        due: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        repeat_secs: Option<u64>,
+    },
+    Reminders {
+        reminders: Vec<ReminderInfo>,
+    },
+    Unscheduled {
+        reminder_id: String,
+    },
+    HeartbeatSet {
+        session_id: String,
+        every_secs: u64,
+    },
+    Notified {
+        session_id: String,
+    },
+    /// Something the daemon says on its own: a reminder, a heartbeat's
+    /// finding, the reply to an external event.
+    Proactive {
+        session_id: String,
+        message: String,
+        kind: ProactiveKind,
         ts: String,
     },
     Shutdown,
@@ -529,6 +680,54 @@ mod tests {
         ] {
             assert!(!valid_session_id(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn parses_proactive_requests() {
+        let (_, r) =
+            parse(r#"{"action":"remind","session_id":"w","message":"m","in_secs":30}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Remind {
+                session_id: "w".into(),
+                message: "m".into(),
+                due: Due::In(30),
+                repeat_secs: None
+            }
+        );
+        let (_, r) = parse(
+            r#"{"action":"remind","session_id":"w","message":"m","at":"1970-01-01T00:01:00Z"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            r,
+            Request::Remind {
+                due: Due::At(60),
+                ..
+            }
+        ));
+        for bad in [
+            r#"{"action":"remind","session_id":"w","message":"m"}"#,
+            r#"{"action":"remind","session_id":"w","message":"m","at":"soon"}"#,
+            r#"{"action":"remind","session_id":"w","message":"m","in_secs":0}"#,
+            r#"{"action":"remind","session_id":"w","message":"m","in_secs":-5}"#,
+            r#"{"action":"notify","session_id":"w","message":"m","delivery":"loud"}"#,
+            r#"{"action":"heartbeat","session_id":"w"}"#,
+        ] {
+            assert_eq!(
+                parse(bad).unwrap_err().code,
+                ErrorCode::InvalidRequest,
+                "{bad}"
+            );
+        }
+        let (_, r) = parse(r#"{"action":"notify","session_id":"w","message":"m"}"#).unwrap();
+        assert!(matches!(
+            r,
+            Request::Notify {
+                delivery: Delivery::NextTurn,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -92,19 +92,53 @@ pub struct Meta {
     /// Lines in `history.jsonl`, so `list` need not read it.
     #[serde(default)]
     pub messages: usize,
+    /// History indices of proactive messages no client has received yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undelivered: Vec<usize>,
+    /// History indices of `next_turn` events waiting for the next turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_turn_events: Vec<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HeartbeatSettings>,
     /// Fields written by later versions, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-/// A `send` waiting for its turn.
+/// A session's heartbeat, as set by the `heartbeat` action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatSettings {
+    pub every_secs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The local day (`YYYY-MM-DD` UTC) `tokens_today` counts for.
+    #[serde(default)]
+    pub day: String,
+    /// Tokens heartbeat turns spent on `day`.
+    #[serde(default)]
+    pub tokens_today: u64,
+}
+
+/// What a queued turn answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnKind {
+    /// A user's `send`; the message is at this history index. Streamed.
+    User { index: usize },
+    /// A heartbeat with this prompt: silent, with a minimal context; its
+    /// reply becomes a `proactive` event unless it is `HEARTBEAT_OK`.
+    Heartbeat { prompt: String },
+    /// An `immediate` notify event at this history index: silent; its
+    /// reply becomes a `proactive` event of kind `event`.
+    Event { index: usize },
+}
+
+/// A turn waiting to run.
 #[derive(Debug)]
 pub struct QueuedTurn {
     pub id: Option<RequestId>,
     pub target: Target,
     pub model: String,
-    /// Where the user message sits in the history.
-    pub index: usize,
+    pub kind: TurnKind,
     /// Held until the turn's terminal event is out (see `daemon::Client`).
     pub origin: Option<Sender<()>>,
 }
@@ -122,6 +156,8 @@ pub struct State {
     pub cancel: Option<Sender<()>>,
     /// Set by `delete`: the worker stops, nothing more is written.
     pub deleted: bool,
+    /// A heartbeat turn is queued or running (they never overlap).
+    pub heartbeat_queued: bool,
 }
 
 /// One named session.
@@ -133,6 +169,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// The session's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock()
     }
@@ -291,6 +332,9 @@ impl SessionStore {
             created_at: now.clone(),
             updated_at: now,
             messages: 0,
+            undelivered: Vec::new(),
+            next_turn_events: Vec::new(),
+            heartbeat: None,
             extra: Map::new(),
         };
         write_meta(&dir, &meta)?;
@@ -324,6 +368,30 @@ impl SessionStore {
             .collect()
     }
 
+    /// The heartbeats of every stored session, read from their meta files
+    /// without keeping the sessions loaded (the proactive thread calls this
+    /// once, after the socket is up).
+    pub fn heartbeats(&self) -> Vec<(String, HeartbeatSettings)> {
+        let ids: Vec<(String, Option<Arc<Session>>)> = self
+            .sessions
+            .read()
+            .iter()
+            .map(|(id, slot)| match slot {
+                Slot::Loaded(s) => (id.clone(), Some(s.clone())),
+                Slot::OnDisk => (id.clone(), None),
+            })
+            .collect();
+        ids.into_iter()
+            .filter_map(|(id, loaded)| {
+                let hb = match loaded {
+                    Some(s) => s.lock().meta.heartbeat.clone(),
+                    None => read_meta(&self.root.join(&id), &self.default_model).heartbeat,
+                };
+                hb.map(|h| (id, h))
+            })
+            .collect()
+    }
+
     /// The sessions read so far (those that can have turns running).
     pub fn loaded(&self) -> Vec<Arc<Session>> {
         self.sessions
@@ -346,6 +414,7 @@ impl State {
             busy: false,
             cancel: None,
             deleted: false,
+            heartbeat_queued: false,
         }
     }
 }
@@ -366,6 +435,9 @@ fn read_meta(dir: &Path, default_model: &str) -> Meta {
         created_at: now.clone(),
         updated_at: now,
         messages: 0,
+        undelivered: Vec::new(),
+        next_turn_events: Vec::new(),
+        heartbeat: None,
         extra: Map::new(),
     }
 }

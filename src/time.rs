@@ -32,6 +32,77 @@ pub fn rfc3339(secs: i64) -> String {
     )
 }
 
+/// Parses an RFC 3339 time (`2026-11-24T15:04:05Z`, `...+01:00`, optional
+/// fraction) to seconds since the epoch; fractions are dropped.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r| num_in(s, r);
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (num_in(rest, 1..3)? * 3600 + num_in(rest, 4..6)? * 60)
+        }
+        _ => return None,
+    };
+    Some(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+fn num_in(s: &str, r: std::ops::Range<usize>) -> Option<i64> {
+    let part = s.get(r)?;
+    part.bytes()
+        .all(|c| c.is_ascii_digit())
+        .then(|| part.parse().ok())?
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (inverse of
+/// [`civil_from_days`]).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The local time of day, in minutes since midnight, at `secs` since the epoch.
+pub fn local_minutes_of_day(secs: i64) -> Option<u32> {
+    let t = secs as libc::time_t;
+    // SAFETY: as in `local_now_human`.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return None;
+        }
+        tm
+    };
+    Some((tm.tm_hour * 60 + tm.tm_min) as u32)
+}
+
 /// Converts days since 1970-01-01 to (year, month, day) in the proleptic
 /// Gregorian calendar (Howard Hinnant's well-known algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -101,6 +172,31 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_964_645), "2026-11-29T15:04:05Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn parses_rfc3339() {
+        for secs in [0, 951_782_400, 1_795_964_645, -1] {
+            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
+        }
+        assert_eq!(
+            parse_rfc3339("2026-11-29T16:04:05.25+01:00"),
+            Some(1_795_964_645)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-29T10:04:05-05:00"),
+            Some(1_795_964_645)
+        );
+        for bad in [
+            "",
+            "tomorrow",
+            "2026-13-01T00:00:00Z",
+            "2026-11-29T15:04:05",
+            "2026-11-29T15:04:05+0100",
+            "2026-11-29T15:04:05.Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

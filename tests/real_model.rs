@@ -71,6 +71,8 @@ fn real_model_streams_a_reply_and_persists_the_turn() {
         .set("default_model", "\"llamacpp/smollm2\"")
         // A CPU model is slower than the fake: allow it time between tokens.
         .set("llm_read_timeout_secs", "60")
+        // Bounded replies keep the test short on a busy 2-core machine.
+        .set("max_reply_tokens", "48")
         .set("llm_connect_timeout_secs", "5")
         .start();
     let mut c = d.client();

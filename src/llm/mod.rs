@@ -216,6 +216,7 @@ struct Settings {
     retries: u32,
     retry_base: Duration,
     context_tokens: u32,
+    max_tokens: Option<u32>,
     proxy_url: Option<String>,
     proxy_token: Option<String>,
 }
@@ -248,6 +249,7 @@ impl Llm {
                 retries: config.llm_retries,
                 retry_base: Duration::from_millis(config.llm_retry_base_ms),
                 context_tokens: config.context_tokens,
+                max_tokens: (config.max_reply_tokens > 0).then_some(config.max_reply_tokens),
                 proxy_url: config
                     .proxy_url
                     .as_deref()
@@ -302,7 +304,7 @@ impl Llm {
             messages,
             tools,
             context_tokens: Some(self.settings.context_tokens),
-            max_tokens: None,
+            max_tokens: self.settings.max_tokens,
         };
         let body = match target.provider.kind {
             Kind::Ollama => ollama::request_body(&req),
