@@ -14,8 +14,9 @@ use crossbeam_channel::{after, bounded, never, select, Receiver};
 use crate::context;
 use crate::daemon::Daemon;
 use crate::llm::{ChatMessage, Delta, FinishReason, LlmError, StreamMsg, Usage};
-use crate::protocol::{ErrorCode, Event, Finish, ProactiveKind};
+use crate::protocol::{ErrorCode, Event, Finish, ProactiveKind, SkillReason};
 use crate::session::{Message, MsgRole, QueuedTurn, Session, State, TurnKind};
+use crate::skills::{Catalog, MatchConfig, Skill};
 
 /// How a turn ended.
 enum Outcome {
@@ -61,7 +62,7 @@ fn worker(d: &Daemon, s: &Session) {
     // terminal event is out.
     let mut last: Option<(Option<Event>, QueuedTurn)> = None;
     loop {
-        let (turn, messages, cancel_rx) = {
+        let (turn, messages, skills, cancel_rx) = {
             let mut st = s.lock();
             st.cancel = None;
             // The previous turn's terminal event goes out under the lock,
@@ -105,14 +106,28 @@ fn worker(d: &Daemon, s: &Session) {
             };
             let (tx, rx) = bounded(1);
             st.cancel = Some(tx);
-            let messages = context_for(d, s, &mut st, &turn);
-            (turn, messages, rx)
+            let (messages, skills) = context_for(d, s, &mut st, &turn);
+            // Announced before the text they shape.
+            for (skill, reason) in &skills {
+                d.hub.publish(
+                    &s.id,
+                    &Event::Skill {
+                        session_id: s.id.clone(),
+                        skill: skill.clone(),
+                        reason: *reason,
+                    },
+                    turn.id.as_ref(),
+                );
+            }
+            (turn, messages, skills, rx)
         };
         let streamed = matches!(turn.kind, TurnKind::User { .. });
         let started = Instant::now();
         let (outcome, reply, usage) = run_turn(d, s, &turn, &messages, &cancel_rx, streamed);
         let terminal = match &turn.kind {
-            TurnKind::User { .. } => Some(finish_turn(s, &turn, reply, usage, outcome, started)),
+            TurnKind::User { .. } => Some(finish_turn(
+                s, &turn, reply, skills, usage, outcome, started,
+            )),
             TurnKind::Heartbeat { .. } => {
                 let finished = matches!(outcome, Outcome::Finished(_));
                 crate::proactive::heartbeat_done(
@@ -154,7 +169,12 @@ fn outcome_text(o: &Outcome) -> String {
 /// messages (their replies come later), the `next_turn` events waiting for
 /// it, then its message. A heartbeat sees only the system prompt, the time
 /// and its prompt: it must stay cheap, whatever the history's length.
-fn context_for(d: &Daemon, s: &Session, st: &mut State, turn: &QueuedTurn) -> Vec<ChatMessage> {
+fn context_for(
+    d: &Daemon,
+    s: &Session,
+    st: &mut State,
+    turn: &QueuedTurn,
+) -> (Vec<ChatMessage>, Vec<(String, SkillReason)>) {
     let config = &d.config;
     let mut volatile = vec![format!(
         "Local date and time: {}",
@@ -163,14 +183,16 @@ fn context_for(d: &Daemon, s: &Session, st: &mut State, turn: &QueuedTurn) -> Ve
     let system = st.meta.system.clone();
     let (current, user) = match &turn.kind {
         TurnKind::Heartbeat { prompt } => {
-            return context::build(&context::Inputs {
+            let messages = context::build(&context::Inputs {
                 system: &config.system_prompt,
                 session_system: system.as_deref(),
+                skills_index: None,
                 history: &[],
                 volatile,
                 user: prompt,
                 budget_tokens: budget(config),
             });
+            return (messages, Vec::new());
         }
         TurnKind::User { index } => {
             let events = std::mem::take(&mut st.meta.next_turn_events);
@@ -211,6 +233,20 @@ fn context_for(d: &Daemon, s: &Session, st: &mut State, turn: &QueuedTurn) -> Ve
             TurnKind::Heartbeat { .. } => None,
         })
         .collect();
+    let catalog = d.catalog();
+    let active = match turn.kind {
+        TurnKind::User { .. } => activate(d, &catalog, &s.id, &user, &st.meta.pinned_skills),
+        _ => Vec::new(),
+    };
+    for (skill, _) in &active {
+        volatile.push(format!(
+            "<skill name=\"{}\">\nThe skill '{}' applies to this message: follow its instructions.\n\n{}\n</skill>",
+            skill.name,
+            skill.name,
+            skill.body.trim()
+        ));
+    }
+    let index = catalog.index_block(config.skills_index_tokens as usize);
     let history = s.history(st);
     let earlier: Vec<&Message> = history
         .iter()
@@ -218,14 +254,62 @@ fn context_for(d: &Daemon, s: &Session, st: &mut State, turn: &QueuedTurn) -> Ve
         .filter(|(i, _)| *i != current && !queued.contains(i))
         .map(|(_, m)| m)
         .collect();
-    context::build(&context::Inputs {
+    let messages = context::build(&context::Inputs {
         system: &config.system_prompt,
         session_system: system.as_deref(),
+        skills_index: index.as_deref(),
         history: &earlier,
         volatile,
         user: &user,
         budget_tokens: budget(config),
-    })
+    });
+    (
+        messages,
+        active
+            .into_iter()
+            .map(|(s, r)| (s.name.clone(), r))
+            .collect(),
+    )
+}
+
+/// The skills active for a user message, cheapest reason first: named
+/// explicitly, pinned to the session, then matched by relevance; at most
+/// `max_active_skills`.
+fn activate<'c>(
+    d: &Daemon,
+    catalog: &'c Catalog,
+    sid: &str,
+    message: &str,
+    pinned: &[String],
+) -> Vec<(&'c Skill, SkillReason)> {
+    let max = d.config.max_active_skills;
+    let mut active: Vec<(&Skill, SkillReason)> = Vec::new();
+    let mut add = |skill: &'c Skill, reason| {
+        if active.len() < max && !active.iter().any(|(s, _)| s.name == skill.name) {
+            active.push((skill, reason));
+        }
+    };
+    for skill in catalog.explicit(message) {
+        add(skill, SkillReason::Explicit);
+    }
+    for name in pinned {
+        match catalog.get(name) {
+            Some(skill) => add(skill, SkillReason::Pinned),
+            None => log::warn!("session {sid}: pinned skill '{name}' is no longer installed"),
+        }
+    }
+    let cfg = MatchConfig {
+        threshold: d.config.skill_match_threshold,
+        max_skills: max,
+        ..MatchConfig::default()
+    };
+    if !catalog.is_empty() {
+        log::debug!("session {sid}: {}", catalog.explain(message, &cfg));
+    }
+    for (skill, _) in catalog.matched(message, &cfg) {
+        add(skill, SkillReason::Matched);
+    }
+    active
 }
 
 fn budget(config: &crate::config::Config) -> usize {
@@ -348,6 +432,7 @@ fn finish_turn(
     s: &Session,
     turn: &QueuedTurn,
     reply: String,
+    skills: Vec<(String, SkillReason)>,
     usage: Option<Usage>,
     outcome: Outcome,
     started: Instant,
@@ -356,6 +441,7 @@ fn finish_turn(
     let chars = reply.chars().count();
     let mut msg = Message::new(MsgRole::Assistant, reply);
     msg.model = Some(turn.model.clone());
+    msg.skills = skills.into_iter().map(|(name, _)| name).collect();
     let keep = match &outcome {
         Outcome::Finished(_) => true,
         Outcome::Cancelled => {

@@ -37,6 +37,12 @@ pub struct Config {
     pub default_model: String,
     /// Folders searched for skills (`<dir>/<name>/SKILL.md`), earlier first.
     pub skills_dirs: Vec<String>,
+    /// Tokens the skills index may take in every turn's context. Defaults to 1500.
+    pub skills_index_tokens: u32,
+    /// Lowest relevance score that activates a skill on its own. Defaults to 2.2.
+    pub skill_match_threshold: f32,
+    /// Most skills active in one turn (explicit and pinned ones count). Defaults to 3.
+    pub max_active_skills: usize,
     /// Seconds between keepalive events to every client. Defaults to 30.
     pub proactive_interval_secs: u64,
     /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` overrides. Defaults to `info`.
@@ -96,6 +102,9 @@ impl Default for Config {
                 "/usr/share/ruster/skills".into(),
                 "~/.agents/skills".into(),
             ],
+            skills_index_tokens: 1500,
+            skill_match_threshold: crate::skills::MatchConfig::default().threshold,
+            max_active_skills: 3,
             proactive_interval_secs: 30,
             log_level: "info".into(),
             data_dir: "~/.var/app/ruster".into(),
@@ -132,6 +141,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("socket_path", "The UNIX socket clients connect to (JSON Lines)."),
     ("default_model", "Model of new sessions: provider/model (ollama, llamacpp, openai, openrouter,\n# groq, xai, gemini, vllm, lmstudio, or a [providers.NAME] of yours)."),
     ("skills_dirs", "Folders searched for skills (<dir>/<name>/SKILL.md); earlier folders win."),
+    ("skills_index_tokens", "Tokens the skills index (names and descriptions) may take in every turn."),
+    ("skill_match_threshold", "Lowest relevance score at which the daemon activates a skill by itself (higher: fewer)."),
+    ("max_active_skills", "Most skills active in one turn, explicit and pinned ones included."),
     ("proactive_interval_secs", "Seconds between keepalive events sent to every client."),
     ("log_level", "error, warn, info, debug or trace (RUST_LOG overrides)."),
     ("data_dir", "Where sessions, state and logs are kept."),

@@ -22,9 +22,13 @@ pub struct Inputs<'a> {
     pub system: &'a str,
     /// The session's own system prompt.
     pub session_system: Option<&'a str>,
+    /// The skills index: part of the stable front, it changes only when
+    /// the skills do.
+    pub skills_index: Option<&'a str>,
     /// Earlier messages, oldest first (the current one excluded).
     pub history: &'a [&'a Message],
-    /// Lines for the volatile block, in order (the date and time first).
+    /// Blocks for the volatile end, in order (the date and time first, then
+    /// events, then the bodies of this turn's skills).
     pub volatile: Vec<String>,
     /// The new user message.
     pub user: &'a str,
@@ -52,10 +56,16 @@ pub fn build(inputs: &Inputs) -> Vec<ChatMessage> {
         }
         system.push_str(own);
     }
+    if let Some(index) = inputs.skills_index {
+        if !system.is_empty() {
+            system.push_str("\n\n");
+        }
+        system.push_str(index);
+    }
     let user = if inputs.volatile.is_empty() {
         inputs.user.to_string()
     } else {
-        format!("[{}]\n\n{}", inputs.volatile.join("\n"), inputs.user)
+        format!("{}\n\n{}", inputs.volatile.join("\n\n"), inputs.user)
     };
 
     let fixed = estimate_tokens(&system) + estimate_tokens(&user);
@@ -106,8 +116,9 @@ mod tests {
         let out = build(&Inputs {
             system: "sys",
             session_system: Some("own"),
+            skills_index: Some("<available_skills/>"),
             history: &refs,
-            volatile: vec!["Now: Monday".into()],
+            volatile: vec!["[Now: Monday]".into()],
             user: "hi",
             budget_tokens: 1000,
         });
@@ -115,7 +126,7 @@ mod tests {
         assert_eq!(
             shown,
             [
-                (Role::System, "sys\n\nown"),
+                (Role::System, "sys\n\nown\n\n<available_skills/>"),
                 (Role::User, "a"),
                 (Role::Assistant, "b"),
                 (Role::User, "[Now: Monday]\n\nhi"),
@@ -141,6 +152,7 @@ mod tests {
         let out = build(&Inputs {
             system: "s",
             session_system: None,
+            skills_index: None,
             history: &refs,
             volatile: vec![],
             user: "u",

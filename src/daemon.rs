@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use std::collections::{HashMap, VecDeque};
 
 use crossbeam_channel::Sender;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
 use crate::hub::{ConnId, Hub};
@@ -24,6 +24,7 @@ use crate::reminders::{Reminder, Reminders, MAX_REMINDERS, MAX_REMINDER_TEXT};
 use crate::session::{
     HeartbeatSettings, Message, MsgRole, QueuedTurn, Session, SessionStore, TurnKind,
 };
+use crate::skills::Catalog;
 use crate::time::{rfc3339, unix_now};
 
 /// Sends waiting behind a session's running turn before more are refused:
@@ -56,6 +57,8 @@ pub struct Daemon {
     /// Turn worker threads alive, so shutdown can wait for them.
     pub workers: AtomicUsize,
     pub reminders: Mutex<Reminders>,
+    /// The skills found; replaced whole by a rescan.
+    skills: RwLock<Arc<Catalog>>,
     pub scheduler: Scheduler,
     /// Recent `notify` times per (session, source), for the rate limit.
     notify_times: Mutex<HashMap<(String, String), VecDeque<Instant>>>,
@@ -69,6 +72,7 @@ impl Daemon {
         let store = SessionStore::open(&paths.sessions, &config.default_model)?;
         std::fs::create_dir_all(&paths.state)?;
         let reminders = Reminders::load(&paths.state);
+        let skills = Catalog::discover(&paths.skills);
         Ok(Daemon {
             hub: Hub::new(config.max_queued_events),
             llm: Llm::new(&config),
@@ -80,6 +84,7 @@ impl Daemon {
             shutting_down: AtomicBool::new(false),
             workers: AtomicUsize::new(0),
             reminders: Mutex::new(reminders),
+            skills: RwLock::new(Arc::new(skills)),
             scheduler: Scheduler::new(),
             notify_times: Mutex::new(HashMap::new()),
             conns: AtomicUsize::new(0),
@@ -113,7 +118,7 @@ impl Daemon {
                 uptime_secs: self.started.elapsed().as_secs(),
                 sessions: self.store.count(),
                 connections: self.hub.connections(),
-                skills: 0,
+                skills: self.skills.read().len(),
                 default_model: self.config.default_model.clone(),
             }),
             Request::Config => answer(Event::Config {
@@ -271,6 +276,32 @@ impl Daemon {
                 None => not_found(&session_id),
                 Some(s) => self.set_heartbeat(&s, every_secs, prompt),
             }),
+            Request::Skills => {
+                let catalog = self.catalog();
+                answer(Event::Skills {
+                    skills: catalog
+                        .skills()
+                        .iter()
+                        .filter_map(|s| serde_json::to_value(s).ok())
+                        .collect(),
+                    skipped: catalog
+                        .skipped()
+                        .iter()
+                        .filter_map(|s| serde_json::to_value(s).ok())
+                        .collect(),
+                })
+            }
+            Request::Reload => {
+                let catalog = Arc::new(Catalog::discover(&self.paths.skills));
+                let n = catalog.len();
+                *self.skills.write() = catalog;
+                log::info!("reloaded: {n} skills");
+                answer(Event::Reloaded { skills: n })
+            }
+            Request::PinSkill { session_id, skill } => answer(self.pin(&session_id, skill, true)),
+            Request::UnpinSkill { session_id, skill } => {
+                answer(self.pin(&session_id, skill, false))
+            }
             Request::Notify {
                 session_id,
                 source,
@@ -280,6 +311,66 @@ impl Daemon {
                 None => not_found(&session_id),
                 Some(s) => self.notify(&s, &source, message, delivery),
             }),
+        }
+    }
+
+    /// The skills, rescanned first if a skill file or folder changed (a
+    /// cheap mtime check), so edits apply on the next turn.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        let current = self.skills.read().clone();
+        if !current.changed() {
+            return current;
+        }
+        let fresh = Arc::new(current.rescan());
+        log::info!("skills changed on disk: {} skills now", fresh.len());
+        *self.skills.write() = fresh.clone();
+        fresh
+    }
+
+    fn pin(&self, sid: &str, skill: String, pin: bool) -> Event {
+        let Some(session) = self.store.get(sid) else {
+            return Event::error(
+                ErrorCode::SessionNotFound,
+                format!("no session named '{sid}'; create it first"),
+                Some(sid),
+            );
+        };
+        if pin && self.catalog().get(&skill).is_none() {
+            return Event::error(
+                ErrorCode::NotFound,
+                format!(
+                    "no skill named '{}'; list them with {{\"action\":\"skills\"}}",
+                    crate::protocol::truncate(&skill, 64)
+                ),
+                Some(sid),
+            );
+        }
+        let mut st = session.lock();
+        let pins = &mut st.meta.pinned_skills;
+        let had = pins.contains(&skill);
+        if !pin && !had {
+            return Event::error(
+                ErrorCode::NotFound,
+                format!(
+                    "skill '{}' is not pinned to '{sid}'",
+                    crate::protocol::truncate(&skill, 64)
+                ),
+                Some(sid),
+            );
+        }
+        if pin && !had {
+            pins.push(skill.clone());
+        } else if !pin {
+            pins.retain(|p| p != &skill);
+        }
+        if let Err(e) = session.save_meta(&st) {
+            return internal("could not save the session's meta.json", e);
+        }
+        let session_id = sid.to_string();
+        if pin {
+            Event::SkillPinned { session_id, skill }
+        } else {
+            Event::SkillUnpinned { session_id, skill }
         }
     }
 

@@ -31,6 +31,8 @@ pub struct Paths {
     pub logs: PathBuf,
     pub sessions: PathBuf,
     pub state: PathBuf,
+    /// The `skills_dirs`, earlier first.
+    pub skills: Vec<PathBuf>,
 }
 
 impl Paths {
@@ -41,6 +43,11 @@ impl Paths {
             logs: data.join("logs"),
             sessions: data.join("sessions"),
             state: data.join("state"),
+            skills: config
+                .skills_dirs
+                .iter()
+                .map(|d| expand_tilde(d, home))
+                .collect(),
             data,
         }
     }

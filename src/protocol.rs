@@ -41,6 +41,10 @@ pub const ACTIONS: &[&str] = &[
     "unremind",
     "heartbeat",
     "notify",
+    "skills",
+    "reload",
+    "pin_skill",
+    "unpin_skill",
 ];
 
 /// The longest session id, in bytes (all allowed characters are ASCII).
@@ -110,6 +114,16 @@ pub enum Request {
         source: String,
         message: String,
         delivery: Delivery,
+    },
+    Skills,
+    Reload,
+    PinSkill {
+        session_id: String,
+        skill: String,
+    },
+    UnpinSkill {
+        session_id: String,
+        skill: String,
     },
 }
 
@@ -276,6 +290,16 @@ impl Request {
                     .opt_u64("every_secs")?
                     .ok_or_else(|| invalid("missing field 'every_secs' (seconds; 0 turns the heartbeat off)"))?,
                 prompt: f.opt_str("prompt")?,
+            },
+            "skills" => Request::Skills,
+            "reload" => Request::Reload,
+            "pin_skill" => Request::PinSkill {
+                session_id: f.session_id()?,
+                skill: f.str("skill")?,
+            },
+            "unpin_skill" => Request::UnpinSkill {
+                session_id: f.session_id()?,
+                skill: f.str("skill")?,
             },
             "notify" => Request::Notify {
                 session_id: f.session_id()?,
@@ -455,6 +479,20 @@ pub struct ReminderInfo {
     pub repeat_secs: Option<u64>,
 }
 
+/// Why a skill is active in a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkillReason {
+    /// `/name` or `$name` in the message.
+    Explicit,
+    /// Pinned to the session.
+    Pinned,
+    /// The daemon's own relevance match.
+    Matched,
+    /// The model asked for it.
+    Model,
+}
+
 /// What made a `proactive` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -545,6 +583,29 @@ pub enum Event {
     },
     Notified {
         session_id: String,
+    },
+    /// The skills found, with the warnings of those that loaded and the
+    /// reasons of those skipped.
+    Skills {
+        skills: Vec<Value>,
+        skipped: Vec<Value>,
+    },
+    Reloaded {
+        skills: usize,
+    },
+    SkillPinned {
+        session_id: String,
+        skill: String,
+    },
+    SkillUnpinned {
+        session_id: String,
+        skill: String,
+    },
+    /// A skill shapes this turn; sent before the text it shapes.
+    Skill {
+        session_id: String,
+        skill: String,
+        reason: SkillReason,
     },
     /// Something the daemon says on its own: a reminder, a heartbeat's
     /// finding, the reply to an external event.

@@ -100,6 +100,9 @@ pub struct Meta {
     pub next_turn_events: Vec<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<HeartbeatSettings>,
+    /// Skills active in every turn of this session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pinned_skills: Vec<String>,
     /// Fields written by later versions, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -335,6 +338,7 @@ impl SessionStore {
             undelivered: Vec::new(),
             next_turn_events: Vec::new(),
             heartbeat: None,
+            pinned_skills: Vec::new(),
             extra: Map::new(),
         };
         write_meta(&dir, &meta)?;
@@ -438,6 +442,7 @@ fn read_meta(dir: &Path, default_model: &str) -> Meta {
         undelivered: Vec::new(),
         next_turn_events: Vec::new(),
         heartbeat: None,
+        pinned_skills: Vec::new(),
         extra: Map::new(),
     }
 }
