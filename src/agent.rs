@@ -13,10 +13,14 @@ use crossbeam_channel::{after, bounded, never, select, Receiver};
 
 use crate::context;
 use crate::daemon::Daemon;
-use crate::llm::{ChatMessage, Delta, FinishReason, LlmError, StreamMsg, Usage};
+use crate::llm::toolcalls::ToolCallAccumulator;
+use crate::llm::{
+    ChatMessage, Delta, FinishReason, LlmError, Role, StreamMsg, ToolCall, ToolSpec, Usage,
+};
 use crate::protocol::{ErrorCode, Event, Finish, ProactiveKind, SkillReason};
 use crate::session::{Message, MsgRole, QueuedTurn, Session, State, TurnKind};
 use crate::skills::{Catalog, MatchConfig, Skill};
+use crate::tools;
 
 /// How a turn ended.
 enum Outcome {
@@ -123,7 +127,9 @@ fn worker(d: &Daemon, s: &Session) {
         };
         let streamed = matches!(turn.kind, TurnKind::User { .. });
         let started = Instant::now();
-        let (outcome, reply, usage) = run_turn(d, s, &turn, &messages, &cancel_rx, streamed);
+        let mut skills = skills;
+        let (outcome, reply, usage) =
+            run_turn(d, s, &turn, &messages, &cancel_rx, streamed, &mut skills);
         let terminal = match &turn.kind {
             TurnKind::User { .. } => Some(finish_turn(
                 s, &turn, reply, skills, usage, outcome, started,
@@ -183,6 +189,7 @@ fn context_for(
     let system = st.meta.system.clone();
     let (current, user) = match &turn.kind {
         TurnKind::Heartbeat { prompt } => {
+            volatile.extend(recall(d, s, st, prompt));
             let messages = context::build(&context::Inputs {
                 system: &config.system_prompt,
                 session_system: system.as_deref(),
@@ -233,6 +240,7 @@ fn context_for(
             TurnKind::Heartbeat { .. } => None,
         })
         .collect();
+    volatile.extend(recall(d, s, st, &user));
     let catalog = d.catalog();
     let active = match turn.kind {
         TurnKind::User { .. } => activate(d, &catalog, &s.id, &user, &st.meta.pinned_skills),
@@ -270,6 +278,27 @@ fn context_for(
             .map(|(s, r)| (s.name.clone(), r))
             .collect(),
     )
+}
+
+/// The memories (the session's and the global ones) that match `query`,
+/// as one context block; this is how facts reach models that never call
+/// a tool.
+fn recall(d: &Daemon, s: &Session, st: &mut State, query: &str) -> Option<String> {
+    let own = s.memory(st);
+    let global = d.global_memory.lock();
+    let found = crate::memory::search(
+        &[(own.items(), false), (global.items(), true)],
+        query,
+        crate::memory::RECALL_THRESHOLD,
+    );
+    if !found.is_empty() {
+        log::debug!(
+            "session {}: recalled {} memories",
+            s.id,
+            found.len().min(crate::memory::RECALL_LIMIT)
+        );
+    }
+    crate::memory::recall_block(&found)
 }
 
 /// The skills active for a user message, cheapest reason first: named
@@ -328,6 +357,12 @@ fn describe_event(m: &Message) -> String {
 
 /// Runs one turn to its end: how it ended, its reply and the usage the
 /// provider reported. `streamed` turns publish their deltas as they come.
+///
+/// The tool loop: while the model answers with tool calls, each call runs,
+/// is announced with a `tool` event, and goes with its result into the
+/// request and the history; then the model is asked again, at most
+/// `max_tool_rounds` times. A model that rejects tools is asked once more
+/// without them and remembered as tool-less.
 fn run_turn(
     d: &Daemon,
     s: &Session,
@@ -335,11 +370,146 @@ fn run_turn(
     messages: &[ChatMessage],
     cancel: &Receiver<()>,
     streamed: bool,
+    skills: &mut Vec<(String, SkillReason)>,
 ) -> (Outcome, String, Option<Usage>) {
-    let id = turn.id.as_ref();
+    let mut msgs = messages.to_vec();
     let mut reply = String::new();
+    let mut usage = None;
+    let specs = if d.tools_for(&turn.model) {
+        tools::specs()
+    } else {
+        Vec::new()
+    };
+    let mut offer: &[ToolSpec] = &specs;
+    let mut rounds = 0;
+    loop {
+        let before = reply.len();
+        let round = stream_round(d, s, turn, &msgs, offer, cancel, streamed, &mut reply);
+        usage = round.usage.or(usage);
+        if round.rejected_tools && !offer.is_empty() && reply.len() == before {
+            log::info!(
+                "model {} rejects tools; asking again without them (remembered)",
+                turn.model
+            );
+            d.mark_toolless(&turn.model);
+            offer = &[];
+            continue;
+        }
+        if !matches!(round.outcome, Outcome::Finished(_)) || round.calls.is_empty() {
+            return (round.outcome, reply, usage);
+        }
+        if rounds >= d.config.max_tool_rounds {
+            log::info!(
+                "session {}: max_tool_rounds ({}) reached",
+                s.id,
+                d.config.max_tool_rounds
+            );
+            return (Outcome::Finished(Finish::ToolLimit), reply, usage);
+        }
+        rounds += 1;
+        run_tools(d, s, turn, round.calls, &mut msgs, skills);
+    }
+}
+
+/// Runs the calls of one round, announcing each, and appends the
+/// assistant's call message and the results to the request and history.
+fn run_tools(
+    d: &Daemon,
+    s: &Session,
+    turn: &QueuedTurn,
+    calls: Vec<ToolCall>,
+    msgs: &mut Vec<ChatMessage>,
+    skills: &mut Vec<(String, SkillReason)>,
+) {
+    let mut call_msg = Message::new(MsgRole::Assistant, "");
+    call_msg.extra.insert(
+        "tool_calls".into(),
+        serde_json::to_value(&calls).unwrap_or_default(),
+    );
+    let mut stored = vec![call_msg];
+    msgs.push(ChatMessage {
+        role: Role::Assistant,
+        content: String::new(),
+        tool_calls: calls.clone(),
+        tool_call_id: None,
+    });
+    for call in calls {
+        let mut ctx = tools::Ctx {
+            daemon: d,
+            session: s,
+            turn_id: turn.id.as_ref(),
+            skills,
+        };
+        let (arguments, result) = tools::run(&mut ctx, &call.name, &call.arguments);
+        log::info!(
+            "session {}: tool {} -> {} bytes",
+            s.id,
+            call.name,
+            result.len()
+        );
+        s.activity(&format!(
+            "tool {}: {}",
+            call.name,
+            crate::protocol::truncate(&result, 120)
+        ));
+        d.hub.publish(
+            &s.id,
+            &Event::Tool {
+                session_id: s.id.clone(),
+                tool: call.name.clone(),
+                arguments,
+                result: result.clone(),
+            },
+            turn.id.as_ref(),
+        );
+        let mut m = Message::new(MsgRole::Tool, result.clone());
+        m.extra
+            .insert("tool_call_id".into(), call.id.clone().into());
+        m.extra.insert("name".into(), call.name.clone().into());
+        stored.push(m);
+        msgs.push(ChatMessage {
+            role: Role::Tool,
+            content: result,
+            tool_calls: Vec::new(),
+            tool_call_id: Some(call.id),
+        });
+    }
+    let mut st = s.lock();
+    for m in stored {
+        if let Err(e) = s.append(&mut st, m) {
+            log::warn!("session {}: cannot store a tool message: {e}", s.id);
+        }
+    }
+}
+
+/// What one request to the model produced.
+struct Round {
+    outcome: Outcome,
+    calls: Vec<ToolCall>,
+    usage: Option<Usage>,
+    /// The provider refused the request because of its `tools`.
+    rejected_tools: bool,
+}
+
+/// Streams one completion: text into `reply` (published when `streamed`),
+/// tool calls assembled.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+fn stream_round(
+    d: &Daemon,
+    s: &Session,
+    turn: &QueuedTurn,
+    messages: &[ChatMessage],
+    tools: &[ToolSpec],
+    cancel: &Receiver<()>,
+    streamed: bool,
+    reply: &mut String,
+) -> Round {
+    let id = turn.id.as_ref();
+    let provider = &turn.target.provider.name;
     let mut usage: Option<Usage> = None;
-    let outcome = match d.llm.complete(&turn.target, messages, &[]) {
+    let mut calls = ToolCallAccumulator::new();
+    let mut rejected_tools = false;
+    let outcome = match d.llm.complete(&turn.target, messages, tools) {
         Err(e) => Outcome::Failed(
             ErrorCode::Internal,
             format!("cannot start the provider call: {e}"),
@@ -358,13 +528,15 @@ fn run_turn(
                         Ok(StreamMsg::Delta(delta)) => match delta {
                             Delta::Text(text) => {
                                 reply.push_str(&text);
-                                if streamed { d.hub.publish(&s.id, &Event::Response {
-                                    session_id: s.id.clone(),
-                                    delta: text,
-                                    done: false,
-                                    finish_reason: None,
-                                    usage: None,
-                                }, id); }
+                                if streamed {
+                                    d.hub.publish(&s.id, &Event::Response {
+                                        session_id: s.id.clone(),
+                                        delta: text,
+                                        done: false,
+                                        finish_reason: None,
+                                        usage: None,
+                                    }, id);
+                                }
                             }
                             Delta::Thinking(text) => if streamed {
                                 d.hub.publish(&s.id, &Event::Thinking {
@@ -372,39 +544,42 @@ fn run_turn(
                                     delta: text,
                                 }, id);
                             },
+                            Delta::ToolCall { index, id, name, arguments } => calls.push(index, id, name, &arguments),
                             Delta::Usage(u) => usage = Some(u),
                             Delta::Finish(r) => finish = Some(r),
                             Delta::Done => break Outcome::Finished(finish_of(finish.as_ref())),
                             Delta::Error(m) => break Outcome::Failed(
                                 ErrorCode::LlmStream,
-                                format!("provider '{}' reported an error mid-reply: {m}", turn.target.provider.name),
+                                format!("provider '{provider}' reported an error mid-reply: {m}"),
                             ),
-                            // Tools are offered to no model yet (the tool loop
-                            // is a later step); a stray call is logged.
-                            Delta::ToolCall { name, .. } => {
-                                log::debug!("session {}: ignoring tool call {name:?}", s.id);
-                            }
                         },
                         Ok(StreamMsg::Eof) => break match finish {
                             Some(r) => Outcome::Finished(finish_of(Some(&r))),
                             None => Outcome::Failed(ErrorCode::LlmStream, format!(
-                                "provider '{}' ended its stream without an end marker: the reply is incomplete",
-                                turn.target.provider.name
+                                "provider '{provider}' ended its stream without an end marker: the reply is incomplete"
                             )),
                         },
-                        Ok(StreamMsg::Failed(e)) => break failed(&turn.target.provider.name, e),
+                        Ok(StreamMsg::Failed(e)) => {
+                            rejected_tools = matches!(&e, LlmError::Status { status: 400, message } if message.to_lowercase().contains("tool"));
+                            break failed(provider, e);
+                        }
                         Err(_) => break Outcome::Failed(ErrorCode::Internal, "the provider reader stopped unexpectedly".into()),
                     },
                     recv(cancel) -> _ => break Outcome::Cancelled,
                     recv(timer) -> _ => break Outcome::Failed(ErrorCode::LlmStream, format!(
-                        "provider '{}' sent nothing for {}s (llm_read_timeout_secs); the turn was stopped",
-                        turn.target.provider.name, silence.as_secs()
+                        "provider '{provider}' sent nothing for {}s (llm_read_timeout_secs); the turn was stopped",
+                        silence.as_secs()
                     )),
                 }
             }
         }
     };
-    (outcome, reply, usage)
+    Round {
+        outcome,
+        calls: calls.finish(),
+        usage,
+        rejected_tools,
+    }
 }
 
 fn finish_of(r: Option<&FinishReason>) -> Finish {

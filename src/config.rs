@@ -43,6 +43,12 @@ pub struct Config {
     pub skill_match_threshold: f32,
     /// Most skills active in one turn (explicit and pinned ones count). Defaults to 3.
     pub max_active_skills: usize,
+    /// Offer the built-in tools to models. Defaults to true.
+    pub tools_enabled: bool,
+    /// Models (`provider/model`) never offered tools. Defaults to none.
+    pub models_without_tools: Vec<String>,
+    /// Tool-call rounds in one turn before it ends with `tool_limit`. Defaults to 4.
+    pub max_tool_rounds: u32,
     /// Seconds between keepalive events to every client. Defaults to 30.
     pub proactive_interval_secs: u64,
     /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` overrides. Defaults to `info`.
@@ -105,6 +111,9 @@ impl Default for Config {
             skills_index_tokens: 1500,
             skill_match_threshold: crate::skills::MatchConfig::default().threshold,
             max_active_skills: 3,
+            tools_enabled: true,
+            models_without_tools: Vec::new(),
+            max_tool_rounds: 4,
             proactive_interval_secs: 30,
             log_level: "info".into(),
             data_dir: "~/.var/app/ruster".into(),
@@ -144,6 +153,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("skills_index_tokens", "Tokens the skills index (names and descriptions) may take in every turn."),
     ("skill_match_threshold", "Lowest relevance score at which the daemon activates a skill by itself (higher: fewer)."),
     ("max_active_skills", "Most skills active in one turn, explicit and pinned ones included."),
+    ("tools_enabled", "Offer the built-in tools (remember, recall, current_time, activate_skill, ...) to models."),
+    ("models_without_tools", "Models never offered tools, like [\"ollama/gemma:2b\"] (others that reject them are found out once)."),
+    ("max_tool_rounds", "Tool-call rounds in one turn before it ends with finish_reason tool_limit."),
     ("proactive_interval_secs", "Seconds between keepalive events sent to every client."),
     ("log_level", "error, warn, info, debug or trace (RUST_LOG overrides)."),
     ("data_dir", "Where sessions, state and logs are kept."),

@@ -17,6 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::Config;
 use crate::hub::{ConnId, Hub};
 use crate::llm::Llm;
+use crate::memory::MemoryFile;
 use crate::paths::Paths;
 use crate::proactive::{Scheduler, Wake};
 use crate::protocol::{Delivery, Due, ErrorCode, Event, ReminderInfo, Request, RequestId};
@@ -57,6 +58,11 @@ pub struct Daemon {
     /// Turn worker threads alive, so shutdown can wait for them.
     pub workers: AtomicUsize,
     pub reminders: Mutex<Reminders>,
+    /// Models found to reject tools (asked again without them).
+    toolless: Mutex<std::collections::HashSet<String>>,
+    /// Memories shared by every session. Lock order: a session's lock
+    /// first, then this one.
+    pub global_memory: Mutex<MemoryFile>,
     /// The skills found; replaced whole by a rescan.
     skills: RwLock<Arc<Catalog>>,
     pub scheduler: Scheduler,
@@ -73,6 +79,7 @@ impl Daemon {
         std::fs::create_dir_all(&paths.state)?;
         let reminders = Reminders::load(&paths.state);
         let skills = Catalog::discover(&paths.skills);
+        let global_memory = MemoryFile::load(&paths.state.join("memory.jsonl"));
         Ok(Daemon {
             hub: Hub::new(config.max_queued_events),
             llm: Llm::new(&config),
@@ -85,6 +92,8 @@ impl Daemon {
             workers: AtomicUsize::new(0),
             reminders: Mutex::new(reminders),
             skills: RwLock::new(Arc::new(skills)),
+            global_memory: Mutex::new(global_memory),
+            toolless: Mutex::new(std::collections::HashSet::new()),
             scheduler: Scheduler::new(),
             notify_times: Mutex::new(HashMap::new()),
             conns: AtomicUsize::new(0),
@@ -276,6 +285,11 @@ impl Daemon {
                 None => not_found(&session_id),
                 Some(s) => self.set_heartbeat(&s, every_secs, prompt),
             }),
+            Request::Remember { session_id, text } => answer(self.remember(session_id, &text)),
+            Request::Memories { session_id, query } => {
+                answer(self.memories(session_id, query.as_deref()))
+            }
+            Request::Forget { memory_id } => answer(self.forget(&memory_id)),
             Request::Skills => {
                 let catalog = self.catalog();
                 answer(Event::Skills {
@@ -312,6 +326,151 @@ impl Daemon {
                 Some(s) => self.notify(&s, &source, message, delivery),
             }),
         }
+    }
+
+    /// Whether `model` is offered tools.
+    pub fn tools_for(&self, model: &str) -> bool {
+        self.config.tools_enabled
+            && !self.config.models_without_tools.iter().any(|m| m == model)
+            && !self.toolless.lock().contains(model)
+    }
+
+    pub fn mark_toolless(&self, model: &str) {
+        self.toolless.lock().insert(model.to_string());
+    }
+
+    /// Stores a memory in the session (or globally without one).
+    pub fn remember(&self, session_id: Option<String>, text: &str) -> Event {
+        let stored = match &session_id {
+            None => self.global_memory.lock().add(text),
+            Some(sid) => match self.store.get(sid) {
+                None => {
+                    return Event::error(
+                        ErrorCode::SessionNotFound,
+                        format!("no session named '{sid}'; create it first"),
+                        Some(sid),
+                    )
+                }
+                Some(s) => {
+                    let mut st = s.lock();
+                    s.memory(&mut st).add(text)
+                }
+            },
+        };
+        match stored {
+            Ok(m) => {
+                log::info!(
+                    "remembered {} ({})",
+                    m.memory_id,
+                    session_id.as_deref().unwrap_or("global")
+                );
+                Event::Remembered {
+                    session_id,
+                    memory_id: m.memory_id,
+                }
+            }
+            Err(e) => Event::error(ErrorCode::InvalidRequest, e, session_id.as_deref()),
+        }
+    }
+
+    /// The memories of a session and the global ones (or only the global
+    /// ones), newest first, or scored against `query`, best first.
+    pub fn memories(&self, session_id: Option<String>, query: Option<&str>) -> Event {
+        let session = match &session_id {
+            None => None,
+            Some(sid) => match self.store.get(sid) {
+                None => {
+                    return Event::error(
+                        ErrorCode::SessionNotFound,
+                        format!("no session named '{sid}'; create it first"),
+                        Some(sid),
+                    )
+                }
+                Some(s) => Some(s),
+            },
+        };
+        let mut st = session.as_ref().map(|s| s.lock());
+        let own: Vec<crate::memory::Memory> = match (&session, st.as_mut()) {
+            (Some(s), Some(st)) => s.memory(st).items().to_vec(),
+            _ => Vec::new(),
+        };
+        let global = self.global_memory.lock();
+        let info = |m: &crate::memory::Memory, is_global: bool, score: Option<f32>| {
+            crate::protocol::MemoryInfo {
+                memory_id: m.memory_id.clone(),
+                text: m.text.clone(),
+                scope: if is_global { "global" } else { "session" },
+                created_at: m.created_at.clone(),
+                score,
+            }
+        };
+        let memories = match query.filter(|q| !q.trim().is_empty()) {
+            Some(q) => crate::memory::search(&[(&own[..], false), (global.items(), true)], q, 0.0)
+                .into_iter()
+                .map(|s| info(s.memory, s.global, Some((s.score * 100.0).round() / 100.0)))
+                .collect(),
+            None => {
+                let mut all: Vec<_> = own
+                    .iter()
+                    .map(|m| info(m, false, None))
+                    .chain(global.items().iter().map(|m| info(m, true, None)))
+                    .collect();
+                all.sort_by(|a, b| {
+                    b.created_at
+                        .cmp(&a.created_at)
+                        .then(b.memory_id.cmp(&a.memory_id))
+                });
+                all
+            }
+        };
+        Event::Memories {
+            session_id,
+            memories,
+        }
+    }
+
+    /// Forgets a memory wherever it is: ids are unique across the daemon.
+    pub fn forget(&self, id: &str) -> Event {
+        let not_found = || {
+            Event::error(
+                ErrorCode::NotFound,
+                format!(
+                    "no memory '{}'; list them with {{\"action\":\"memories\"}}",
+                    crate::protocol::truncate(id, 64)
+                ),
+                None,
+            )
+        };
+        if !id.starts_with('m') || id.len() > 32 {
+            return not_found();
+        }
+        let done = |r: std::io::Result<bool>| match r {
+            Ok(true) => Some(Event::Forgotten {
+                memory_id: id.to_string(),
+            }),
+            Ok(false) => None,
+            Err(e) => Some(internal("could not update the memory file", e)),
+        };
+        if let Some(ev) = done(self.global_memory.lock().forget(id)) {
+            return ev;
+        }
+        // A session's memory file mentions the id only if it holds it: a
+        // cheap text search spares reading every file as JSON.
+        for sid in self.store.ids() {
+            let path = self.paths.session_dir(&sid).join("memory.jsonl");
+            let holds =
+                std::fs::read_to_string(&path).is_ok_and(|t| t.contains(&format!("\"{id}\"")));
+            if !holds {
+                continue;
+            }
+            if let Some(s) = self.store.get(&sid) {
+                let mut st = s.lock();
+                if let Some(ev) = done(s.memory(&mut st).forget(id)) {
+                    return ev;
+                }
+            }
+        }
+        not_found()
     }
 
     /// The skills, rescanned first if a skill file or folder changed (a
@@ -374,7 +533,7 @@ impl Daemon {
         }
     }
 
-    fn remind(&self, sid: &str, message: &str, due: Due, repeat_secs: Option<u64>) -> Event {
+    pub fn remind(&self, sid: &str, message: &str, due: Due, repeat_secs: Option<u64>) -> Event {
         let now = unix_now();
         let due = match due {
             Due::In(secs) => now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX / 2)),

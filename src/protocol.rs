@@ -41,6 +41,9 @@ pub const ACTIONS: &[&str] = &[
     "unremind",
     "heartbeat",
     "notify",
+    "remember",
+    "memories",
+    "forget",
     "skills",
     "reload",
     "pin_skill",
@@ -114,6 +117,17 @@ pub enum Request {
         source: String,
         message: String,
         delivery: Delivery,
+    },
+    Remember {
+        session_id: Option<String>,
+        text: String,
+    },
+    Memories {
+        session_id: Option<String>,
+        query: Option<String>,
+    },
+    Forget {
+        memory_id: String,
     },
     Skills,
     Reload,
@@ -276,10 +290,18 @@ impl Request {
                 repeat_secs: f.opt_u64("repeat_secs")?.filter(|&n| n > 0),
             },
             "reminders" => Request::Reminders {
-                session_id: match f.obj.get("session_id") {
-                    None | Some(Value::Null) => None,
-                    Some(_) => Some(f.session_id()?),
-                },
+                session_id: f.opt_session_id()?,
+            },
+            "remember" => Request::Remember {
+                session_id: f.opt_session_id()?,
+                text: f.str("text")?,
+            },
+            "memories" => Request::Memories {
+                session_id: f.opt_session_id()?,
+                query: f.opt_str("query")?,
+            },
+            "forget" => Request::Forget {
+                memory_id: f.str("memory_id")?,
             },
             "unremind" => Request::Unremind {
                 reminder_id: f.str("reminder_id")?,
@@ -368,6 +390,14 @@ impl Fields<'_> {
         Ok(self
             .opt_u64(key)?
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
+    }
+
+    /// An optional `session_id`, checked when present.
+    fn opt_session_id(&self) -> Result<Option<String>, (ErrorCode, String)> {
+        match self.obj.get("session_id") {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.session_id().map(Some),
+        }
     }
 
     fn session_id(&self) -> Result<String, (ErrorCode, String)> {
@@ -479,6 +509,18 @@ pub struct ReminderInfo {
     pub repeat_secs: Option<u64>,
 }
 
+/// One entry of `memories`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryInfo {
+    pub memory_id: String,
+    pub text: String,
+    /// `session` or `global`.
+    pub scope: &'static str,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+}
+
 /// Why a skill is active in a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -583,6 +625,31 @@ pub enum Event {
     },
     Notified {
         session_id: String,
+    },
+    Remembered {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
+        memory_id: String,
+    },
+    Memories {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
+        memories: Vec<MemoryInfo>,
+    },
+    Forgotten {
+        memory_id: String,
+    },
+    /// A tool the model called during a turn, with its result.
+    Tool {
+        session_id: String,
+        tool: String,
+        arguments: Value,
+        result: String,
+    },
+    /// Older history was summarized to fit the context budget.
+    Compacted {
+        session_id: String,
+        messages: usize,
     },
     /// The skills found, with the warnings of those that loaded and the
     /// reasons of those skipped.

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::llm::Target;
+use crate::memory::MemoryFile;
 use crate::protocol::{RequestId, SessionInfo};
 use crate::time::now_rfc3339;
 
@@ -161,6 +162,8 @@ pub struct State {
     pub deleted: bool,
     /// A heartbeat turn is queued or running (they never overlap).
     pub heartbeat_queued: bool,
+    /// The session's long-term memory, read the first time it is needed.
+    memory: Option<MemoryFile>,
 }
 
 /// One named session.
@@ -192,6 +195,13 @@ impl Session {
             state.history = Some(msgs);
         }
         state.history.get_or_insert_with(Vec::new)
+    }
+
+    /// The session's long-term memory, read from disk the first time.
+    pub fn memory<'a>(&self, state: &'a mut State) -> &'a mut MemoryFile {
+        state
+            .memory
+            .get_or_insert_with(|| MemoryFile::load(&self.dir.join("memory.jsonl")))
     }
 
     /// Appends a message to the history file and to memory, and updates
@@ -396,6 +406,11 @@ impl SessionStore {
             .collect()
     }
 
+    /// Ids of every stored session.
+    pub fn ids(&self) -> Vec<String> {
+        self.sessions.read().keys().cloned().collect()
+    }
+
     /// The sessions read so far (those that can have turns running).
     pub fn loaded(&self) -> Vec<Arc<Session>> {
         self.sessions
@@ -419,6 +434,7 @@ impl State {
             cancel: None,
             deleted: false,
             heartbeat_queued: false,
+            memory: None,
         }
     }
 }
