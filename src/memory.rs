@@ -237,7 +237,7 @@ mod tests {
         }
         assert!(!f.forget("m0").unwrap());
         let again = MemoryFile::load(&path);
-        assert_eq!(again.items(), &[cat.clone()]);
+        assert_eq!(again.items(), std::slice::from_ref(&cat));
         // 41 lines for 1 live memory: compacted on load.
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
         assert!(f.add("").is_err());
@@ -258,11 +258,11 @@ mod tests {
             text: text.into(),
             created_at: "2026-11-20T10:00:00Z".into(),
         };
-        let session = vec![
+        let session = [
             mk("m1", "My cat is called Miso"),
             mk("m2", "I work as a nurse on night shifts"),
         ];
-        let global = vec![mk("m3", "The user's favourite colour is green")];
+        let global = [mk("m3", "The user's favourite colour is green")];
         let sets = [(&session[..], false), (&global[..], true)];
         let found = search(&sets, "what is my cat's name?", RECALL_THRESHOLD);
         assert_eq!(
