@@ -66,7 +66,7 @@ fn worker(d: &Daemon, s: &Session) {
     // terminal event is out.
     let mut last: Option<(Option<Event>, QueuedTurn)> = None;
     loop {
-        let (turn, messages, skills, cancel_rx) = {
+        let (turn, plan, cancel_rx) = {
             let mut st = s.lock();
             st.cancel = None;
             // The previous turn's terminal event goes out under the lock,
@@ -110,6 +110,27 @@ fn worker(d: &Daemon, s: &Session) {
             };
             let (tx, rx) = bounded(1);
             st.cancel = Some(tx);
+            let plan = match turn.kind {
+                TurnKind::User { index } => {
+                    let skip: Vec<usize> =
+                        std::iter::once(index).chain(queued_indices(&st)).collect();
+                    let summary = st.meta.summary.clone();
+                    crate::compact::plan(
+                        budget(&d.config),
+                        summary.as_ref(),
+                        s.history(&mut st),
+                        &skip,
+                    )
+                }
+                _ => None,
+            };
+            (turn, plan, rx)
+        };
+        if let Some(plan) = plan {
+            compact(d, s, &turn, plan, &cancel_rx);
+        }
+        let (messages, skills) = {
+            let mut st = s.lock();
             let (messages, skills) = context_for(d, s, &mut st, &turn);
             // Announced before the text they shape.
             for (skill, reason) in &skills {
@@ -123,7 +144,7 @@ fn worker(d: &Daemon, s: &Session) {
                     turn.id.as_ref(),
                 );
             }
-            (turn, messages, skills, rx)
+            (messages, skills)
         };
         let streamed = matches!(turn.kind, TurnKind::User { .. });
         let started = Instant::now();
@@ -194,6 +215,7 @@ fn context_for(
                 system: &config.system_prompt,
                 session_system: system.as_deref(),
                 skills_index: None,
+                summary: None,
                 history: &[],
                 volatile,
                 user: prompt,
@@ -232,14 +254,7 @@ fn context_for(
             )
         }
     };
-    let queued: Vec<usize> = st
-        .queue
-        .iter()
-        .filter_map(|t| match t.kind {
-            TurnKind::User { index } | TurnKind::Event { index } => Some(index),
-            TurnKind::Heartbeat { .. } => None,
-        })
-        .collect();
+    let queued = queued_indices(st);
     volatile.extend(recall(d, s, st, &user));
     let catalog = d.catalog();
     let active = match turn.kind {
@@ -255,17 +270,20 @@ fn context_for(
         ));
     }
     let index = catalog.index_block(config.skills_index_tokens as usize);
+    let summary = st.meta.summary.clone();
+    let covered = summary.as_ref().map_or(0, |s| s.covers);
     let history = s.history(st);
     let earlier: Vec<&Message> = history
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i != current && !queued.contains(i))
+        .filter(|(i, _)| *i >= covered && *i != current && !queued.contains(i))
         .map(|(_, m)| m)
         .collect();
     let messages = context::build(&context::Inputs {
         system: &config.system_prompt,
         session_system: system.as_deref(),
         skills_index: index.as_deref(),
+        summary: summary.as_ref().map(|s| s.text.as_str()),
         history: &earlier,
         volatile,
         user: &user,
@@ -341,6 +359,66 @@ fn activate<'c>(
     active
 }
 
+/// History indices of the messages of turns still queued.
+fn queued_indices(st: &State) -> Vec<usize> {
+    st.queue
+        .iter()
+        .filter_map(|t| match t.kind {
+            TurnKind::User { index } | TurnKind::Event { index } => Some(index),
+            TurnKind::Heartbeat { .. } => None,
+        })
+        .collect()
+}
+
+/// Asks the model for the summary of the history `plan` drops, stores it
+/// and tells the subscribers. A failure only means the turn sends less
+/// history this time; it is logged.
+fn compact(
+    d: &Daemon,
+    s: &Session,
+    turn: &QueuedTurn,
+    plan: crate::compact::Plan,
+    cancel: &Receiver<()>,
+) {
+    let mut text = String::new();
+    let round = stream_round(d, s, turn, &plan.request, &[], cancel, false, &mut text);
+    if !matches!(round.outcome, Outcome::Finished(_)) || text.trim().is_empty() {
+        log::warn!(
+            "session {}: compaction failed: {}",
+            s.id,
+            outcome_text(&round.outcome)
+        );
+        return;
+    }
+    let mut st = s.lock();
+    st.meta.summary = Some(crate::compact::Summary {
+        text: text.trim().to_string(),
+        covers: plan.covers,
+    });
+    if let Err(e) = s.save_meta(&st) {
+        log::warn!("session {}: cannot save the summary: {e}", s.id);
+    }
+    drop(st);
+    log::info!(
+        "session {}: compacted {} messages ({} now summarized)",
+        s.id,
+        plan.newly,
+        plan.covers
+    );
+    s.activity(&format!(
+        "compacted: the first {} messages are summarized",
+        plan.covers
+    ));
+    d.hub.publish(
+        &s.id,
+        &Event::Compacted {
+            session_id: s.id.clone(),
+            messages: plan.covers,
+        },
+        turn.id.as_ref(),
+    );
+}
+
 fn budget(config: &crate::config::Config) -> usize {
     (config.context_tokens - config.reply_reserve_tokens) as usize
 }
@@ -382,10 +460,21 @@ fn run_turn(
     };
     let mut offer: &[ToolSpec] = &specs;
     let mut rounds = 0;
+    let mut shrunk = false;
     loop {
         let before = reply.len();
         let round = stream_round(d, s, turn, &msgs, offer, cancel, streamed, &mut reply);
         usage = round.usage.or(usage);
+        if round.context_overflow && !shrunk && reply.len() == before {
+            // The estimate was off for this model: halve the history once.
+            shrunk = true;
+            shrink_history(&mut msgs);
+            log::info!(
+                "session {}: the provider found the context too long; retrying with less history",
+                s.id
+            );
+            continue;
+        }
         if round.rejected_tools && !offer.is_empty() && reply.len() == before {
             log::info!(
                 "model {} rejects tools; asking again without them (remembered)",
@@ -489,6 +578,19 @@ struct Round {
     usage: Option<Usage>,
     /// The provider refused the request because of its `tools`.
     rejected_tools: bool,
+    /// The provider refused the request as longer than its context.
+    context_overflow: bool,
+}
+
+/// Drops the older half of the history between the system message and the
+/// last user message.
+fn shrink_history(msgs: &mut Vec<ChatMessage>) {
+    let start = usize::from(msgs.first().is_some_and(|m| m.role == Role::System));
+    let end = msgs.len().saturating_sub(1);
+    if end > start {
+        let drop = (end - start).div_ceil(2);
+        msgs.drain(start..start + drop);
+    }
 }
 
 /// Streams one completion: text into `reply` (published when `streamed`),
@@ -509,6 +611,7 @@ fn stream_round(
     let mut usage: Option<Usage> = None;
     let mut calls = ToolCallAccumulator::new();
     let mut rejected_tools = false;
+    let mut context_overflow = false;
     let outcome = match d.llm.complete(&turn.target, messages, tools) {
         Err(e) => Outcome::Failed(
             ErrorCode::Internal,
@@ -560,7 +663,11 @@ fn stream_round(
                             )),
                         },
                         Ok(StreamMsg::Failed(e)) => {
-                            rejected_tools = matches!(&e, LlmError::Status { status: 400, message } if message.to_lowercase().contains("tool"));
+                            if let LlmError::Status { status: 400 | 413, message } = &e {
+                                let m = message.to_lowercase();
+                                rejected_tools = m.contains("tool");
+                                context_overflow = m.contains("context") || m.contains("too long");
+                            }
                             break failed(provider, e);
                         }
                         Err(_) => break Outcome::Failed(ErrorCode::Internal, "the provider reader stopped unexpectedly".into()),
@@ -579,6 +686,7 @@ fn stream_round(
         calls: calls.finish(),
         usage,
         rejected_tools,
+        context_overflow,
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Inputs<'a> {
     /// The skills index: part of the stable front, it changes only when
     /// the skills do.
     pub skills_index: Option<&'a str>,
+    /// The summary of compacted history (stable until the next compaction).
+    pub summary: Option<&'a str>,
     /// Earlier messages, oldest first (the current one excluded).
     pub history: &'a [&'a Message],
     /// Blocks for the volatile end, in order (the date and time first, then
@@ -61,6 +63,13 @@ pub fn build(inputs: &Inputs) -> Vec<ChatMessage> {
             system.push_str("\n\n");
         }
         system.push_str(index);
+    }
+    if let Some(summary) = inputs.summary {
+        if !system.is_empty() {
+            system.push_str("\n\n");
+        }
+        system.push_str("Summary of the earlier conversation:\n");
+        system.push_str(summary);
     }
     let user = if inputs.volatile.is_empty() {
         inputs.user.to_string()
@@ -117,6 +126,7 @@ mod tests {
             system: "sys",
             session_system: Some("own"),
             skills_index: Some("<available_skills/>"),
+            summary: None,
             history: &refs,
             volatile: vec!["[Now: Monday]".into()],
             user: "hi",
@@ -153,6 +163,7 @@ mod tests {
             system: "s",
             session_system: None,
             skills_index: None,
+            summary: None,
             history: &refs,
             volatile: vec![],
             user: "u",

@@ -34,6 +34,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod compact;
 pub mod config;
 pub mod context;
 pub mod daemon;

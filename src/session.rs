@@ -101,6 +101,9 @@ pub struct Meta {
     pub next_turn_events: Vec<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<HeartbeatSettings>,
+    /// The summary of compacted history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<crate::compact::Summary>,
     /// Skills active in every turn of this session.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pinned_skills: Vec<String>,
@@ -349,6 +352,7 @@ impl SessionStore {
             next_turn_events: Vec::new(),
             heartbeat: None,
             pinned_skills: Vec::new(),
+            summary: None,
             extra: Map::new(),
         };
         write_meta(&dir, &meta)?;
@@ -459,6 +463,7 @@ fn read_meta(dir: &Path, default_model: &str) -> Meta {
         next_turn_events: Vec::new(),
         heartbeat: None,
         pinned_skills: Vec::new(),
+        summary: None,
         extra: Map::new(),
     }
 }
