@@ -116,7 +116,7 @@ fn worker(d: &Daemon, s: &Session) {
                         std::iter::once(index).chain(queued_indices(&st)).collect();
                     let summary = st.meta.summary.clone();
                     crate::compact::plan(
-                        budget(&d.config),
+                        budget(&d.config()),
                         summary.as_ref(),
                         s.history(&mut st),
                         &skip,
@@ -202,7 +202,7 @@ fn context_for(
     st: &mut State,
     turn: &QueuedTurn,
 ) -> (Vec<ChatMessage>, Vec<(String, SkillReason)>) {
-    let config = &d.config;
+    let config = &d.config();
     let mut volatile = vec![format!(
         "Local date and time: {}",
         crate::time::local_now_human()
@@ -329,7 +329,7 @@ fn activate<'c>(
     message: &str,
     pinned: &[String],
 ) -> Vec<(&'c Skill, SkillReason)> {
-    let max = d.config.max_active_skills;
+    let max = d.config().max_active_skills;
     let mut active: Vec<(&Skill, SkillReason)> = Vec::new();
     let mut add = |skill: &'c Skill, reason| {
         if active.len() < max && !active.iter().any(|(s, _)| s.name == skill.name) {
@@ -346,7 +346,7 @@ fn activate<'c>(
         }
     }
     let cfg = MatchConfig {
-        threshold: d.config.skill_match_threshold,
+        threshold: d.config().skill_match_threshold,
         max_skills: max,
         ..MatchConfig::default()
     };
@@ -487,11 +487,11 @@ fn run_turn(
         if !matches!(round.outcome, Outcome::Finished(_)) || round.calls.is_empty() {
             return (round.outcome, reply, usage);
         }
-        if rounds >= d.config.max_tool_rounds {
+        if rounds >= d.config().max_tool_rounds {
             log::info!(
                 "session {}: max_tool_rounds ({}) reached",
                 s.id,
-                d.config.max_tool_rounds
+                d.config().max_tool_rounds
             );
             return (Outcome::Finished(Finish::ToolLimit), reply, usage);
         }
@@ -618,7 +618,7 @@ fn stream_round(
             format!("cannot start the provider call: {e}"),
         ),
         Ok(completion) => {
-            let silence = Duration::from_secs(d.config.llm_read_timeout_secs);
+            let silence = Duration::from_secs(d.config().llm_read_timeout_secs);
             let mut streaming = false;
             let mut finish: Option<FinishReason> = None;
             loop {

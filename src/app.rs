@@ -20,6 +20,7 @@ ruster - a small, proactive LLM agent daemon, spoken to over a UNIX socket
 
 USAGE:
     ruster [--config PATH]     run the daemon (stop it with SIGTERM or Ctrl-C)
+    ruster COMMAND [ARGS]      talk to the running daemon (see below)
     ruster --help | --version
 
 OPTIONS:
@@ -27,7 +28,17 @@ OPTIONS:
                     ~/.config/ruster/config.toml, written with commented
                     defaults on first run)
 
-Clients connect to the socket (default /tmp/ruster.sock) and speak JSON Lines:
+COMMANDS (each takes --socket PATH and --help):
+    chat [SESSION] [--model M]          talk interactively (Ctrl-C cancels a reply)
+    send SESSION MESSAGE... [--model M] print one streamed reply (for scripts, cron)
+    status | sessions | skills          what the daemon has
+    config                              its effective config as JSON, secrets redacted
+    history SESSION [N]                 the last N messages of a session
+    remind SESSION IN MESSAGE...        IN: 90s, 20m, 2h, 1d or an RFC 3339 time
+    notify SESSION MESSAGE... [--source S] [--delivery next_turn|immediate|silent]
+
+Clients find the socket with --socket, else $RUSTER_SOCKET, else socket_path in
+the config (default /tmp/ruster.sock), and speak JSON Lines:
     echo '{\"action\":\"ping\"}' | nc -U /tmp/ruster.sock
 See docs/protocol.md for every request.
 ";
@@ -55,6 +66,12 @@ fn parse_args(args: Vec<OsString>) -> Result<Args, String> {
                 None => return Err("--config needs a path".into()),
             },
             Some(s) if s.starts_with("--config=") => config = Some(PathBuf::from(&s[9..])),
+            Some(s) if !s.starts_with('-') => {
+                return Err(format!(
+                    "unknown command {s:?}; the commands are: {}; see ruster --help",
+                    crate::cli::command_names()
+                ))
+            }
             _ => {
                 return Err(format!(
                     "unexpected argument {:?}; see ruster --help",
@@ -69,6 +86,15 @@ fn parse_args(args: Vec<OsString>) -> Result<Args, String> {
 /// Runs the command line; the exit code is 2 for bad arguments or config,
 /// 1 for any other failure to start.
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    // A client command goes to the client, which never touches the daemon's
+    // config, data dir or signals.
+    if args
+        .first()
+        .and_then(|a| a.to_str())
+        .is_some_and(crate::cli::is_command)
+    {
+        return crate::cli::main(args);
+    }
     match parse_args(args) {
         Ok(Args::Help) => {
             print!("{HELP}");

@@ -369,6 +369,45 @@ impl Config {
         Ok(())
     }
 
+    /// Takes the keys of `fresh` that apply while running (prompts, skills,
+    /// tools, heartbeat and context settings, log-free), and returns the
+    /// names of the others that differ (they need a restart).
+    pub fn apply_reloadable(&mut self, mut fresh: Config) -> Vec<&'static str> {
+        let mut restart = Vec::new();
+        // Keys read once at start-up: keep the running value, report a change.
+        macro_rules! fixed {
+            ($($key:ident),*) => {$(
+                if self.$key != fresh.$key {
+                    restart.push(stringify!($key));
+                    fresh.$key = self.$key.clone();
+                }
+            )*};
+        }
+        fixed!(
+            socket_path,
+            data_dir,
+            skills_dirs,
+            log_level,
+            proxy_url,
+            proxy_token,
+            max_line_bytes,
+            max_connections,
+            max_queued_events,
+            allowed_uids,
+            llm_connect_timeout_secs,
+            llm_read_timeout_secs,
+            llm_retries,
+            llm_retry_base_ms,
+            providers,
+            proactive_interval_secs,
+            context_tokens,
+            max_reply_tokens,
+            reply_reserve_tokens
+        );
+        *self = fresh;
+        restart
+    }
+
     /// The configuration as the `config` action shows it: every key and
     /// token replaced by `"***"`.
     pub fn redacted(&self) -> serde_json::Value {
@@ -518,6 +557,16 @@ mod tests {
         let text = c.redacted().to_string();
         assert!(!text.contains("tok\"") && !text.contains("sk-1"), "{text}");
         assert!(text.contains("***"));
+    }
+
+    #[test]
+    fn reload_takes_only_reloadable_keys() {
+        let mut running = Config::default();
+        let (fresh, _) = parse("system_prompt = \"new\"\nsocket_path = \"/elsewhere\"\n").unwrap();
+        let restart = running.apply_reloadable(fresh);
+        assert_eq!(running.system_prompt, "new");
+        assert_eq!(running.socket_path, Config::default().socket_path);
+        assert_eq!(restart, ["socket_path"]);
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub struct Client {
 }
 
 pub struct Daemon {
-    pub config: Config,
+    /// The configuration; `reload` swaps in a new one with the reloadable
+    /// keys changed (see [`Daemon::reload_config`]).
+    config: RwLock<Arc<Config>>,
     pub config_path: PathBuf,
     pub paths: Paths,
     pub hub: Hub,
@@ -84,7 +86,7 @@ impl Daemon {
             hub: Hub::new(config.max_queued_events),
             llm: Llm::new(&config),
             store,
-            config,
+            config: RwLock::new(Arc::new(config)),
             config_path,
             paths,
             started: Instant::now(),
@@ -98,6 +100,40 @@ impl Daemon {
             notify_times: Mutex::new(HashMap::new()),
             conns: AtomicUsize::new(0),
         })
+    }
+
+    /// The configuration in force (cheap: a shared pointer).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().clone()
+    }
+
+    /// Re-reads the config file and applies the keys that can change
+    /// while running; the others (socket, data folder, limits, providers)
+    /// need a restart and are logged if they differ. `Err` is for the user.
+    pub fn reload_config(&self) -> Result<(), String> {
+        let (fresh, warnings) = std::fs::read_to_string(&self.config_path)
+            .map_err(|e| format!("cannot read {}: {e}", self.config_path.display()))
+            .and_then(|text| {
+                crate::config::parse(&text).map_err(|e| {
+                    format!(
+                        "config {} is invalid, nothing was reloaded: {e:?}",
+                        self.config_path.display()
+                    )
+                })
+            })?;
+        for w in warnings {
+            log::warn!("{}: {w}", self.config_path.display());
+        }
+        let mut next = (*self.config()).clone();
+        let restart = next.apply_reloadable(fresh);
+        if !restart.is_empty() {
+            log::warn!(
+                "reload: {} changed; restart the daemon to apply",
+                restart.join(", ")
+            );
+        }
+        *self.config.write() = Arc::new(next);
+        Ok(())
     }
 
     pub fn live_connections(&self) -> usize {
@@ -128,11 +164,11 @@ impl Daemon {
                 sessions: self.store.count(),
                 connections: self.hub.connections(),
                 skills: self.skills.read().len(),
-                default_model: self.config.default_model.clone(),
+                default_model: self.config().default_model.clone(),
             }),
             Request::Config => answer(Event::Config {
                 path: self.config_path.display().to_string(),
-                config: self.config.redacted(),
+                config: self.config().redacted(),
             }),
             Request::List => answer(Event::Sessions {
                 sessions: self.store.list(),
@@ -306,6 +342,9 @@ impl Daemon {
                 })
             }
             Request::Reload => {
+                if let Err(e) = self.reload_config() {
+                    return answer(Event::error(ErrorCode::InvalidRequest, e, None));
+                }
                 let catalog = Arc::new(Catalog::discover(&self.paths.skills));
                 let n = catalog.len();
                 *self.skills.write() = catalog;
@@ -330,8 +369,12 @@ impl Daemon {
 
     /// Whether `model` is offered tools.
     pub fn tools_for(&self, model: &str) -> bool {
-        self.config.tools_enabled
-            && !self.config.models_without_tools.iter().any(|m| m == model)
+        self.config().tools_enabled
+            && !self
+                .config()
+                .models_without_tools
+                .iter()
+                .any(|m| m == model)
             && !self.toolless.lock().contains(model)
     }
 
@@ -634,7 +677,7 @@ impl Daemon {
                 format!(
                     "source '{}' sent more than {} events to '{sid}' in the last minute (notify_rate_per_min); this one was not stored",
                     crate::protocol::truncate(source, 64),
-                    self.config.notify_rate_per_min
+                    self.config().notify_rate_per_min
                 ),
                 Some(sid),
             );
@@ -694,7 +737,7 @@ impl Daemon {
         while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
             q.pop_front();
         }
-        if q.len() >= self.config.notify_rate_per_min as usize {
+        if q.len() >= self.config().notify_rate_per_min as usize {
             return false;
         }
         q.push_back(now);
@@ -717,7 +760,7 @@ impl Daemon {
         }
         let initial_model = model
             .clone()
-            .unwrap_or_else(|| self.config.default_model.clone());
+            .unwrap_or_else(|| self.config().default_model.clone());
         let (session, new) = match self.store.create(sid, &initial_model, system.clone()) {
             Ok(r) => r,
             Err(e) => {

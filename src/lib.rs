@@ -4,6 +4,7 @@
 //! ([`protocol`]). A tour of the crate, from the socket inward:
 //!
 //! - [`app`]: the command line, start-up, signals and shutdown;
+//! - [`cli`]: the human client (`ruster chat`, `send`, `status`, ...);
 //! - [`server`]: the socket, one reader and one writer thread per client;
 //! - [`hub`]: fan-out of events to the clients' bounded queues;
 //! - [`daemon`]: the shared state and the handling of each request;
@@ -34,6 +35,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod cli;
 pub mod compact;
 pub mod config;
 pub mod context;

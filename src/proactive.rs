@@ -124,7 +124,7 @@ fn run(d: &Arc<Daemon>, rx: &Receiver<Wake>) {
             },
         );
     }
-    let keepalive = d.config.proactive_interval_secs as i64 * 1000;
+    let keepalive = d.config().proactive_interval_secs as i64 * 1000;
     let mut next_keepalive = now_ms() + keepalive;
     loop {
         let next_item = heap.peek().map(|Reverse((due, _))| due * 1000);
@@ -207,8 +207,9 @@ fn fire_reminder(d: &Daemon, id: &str, due: i64) -> Option<Wake> {
     } else {
         format!("Reminder: {}", reminder.message)
     };
-    deliver(d, &session, ProactiveKind::Reminder, &text);
-    match d.reminders.lock().fired(id, now) {
+    // Settle the store first: a client that sees the message and lists the
+    // reminders must not find it still pending.
+    let next = match d.reminders.lock().fired(id, now) {
         Ok(next) => next.map(|r| Wake::Reminder {
             id: r.reminder_id,
             due: r.due,
@@ -217,7 +218,9 @@ fn fire_reminder(d: &Daemon, id: &str, due: i64) -> Option<Wake> {
             log::error!("reminder {id}: cannot save reminders: {e}");
             None
         }
-    }
+    };
+    deliver(d, &session, ProactiveKind::Reminder, &text);
+    next
 }
 
 fn human_duration(secs: i64) -> String {
@@ -290,7 +293,7 @@ fn fire_heartbeat(d: &Arc<Daemon>, sid: &str) -> Option<Wake> {
         return next; // the last one still waits or runs: never overlap
     }
     if let Some((start, end)) = d
-        .config
+        .config()
         .quiet_hours
         .as_deref()
         .and_then(crate::config::parse_quiet_hours)
@@ -307,7 +310,7 @@ fn fire_heartbeat(d: &Arc<Daemon>, sid: &str) -> Option<Wake> {
         }
     }
     let today = rfc3339(now)[..10].to_string();
-    if settings.day == today && settings.tokens_today >= d.config.heartbeat_max_tokens_per_day {
+    if settings.day == today && settings.tokens_today >= d.config().heartbeat_max_tokens_per_day {
         log::info!("session {sid}: heartbeat skipped: today's token budget is spent");
         return next;
     }
@@ -317,7 +320,7 @@ fn fire_heartbeat(d: &Arc<Daemon>, sid: &str) -> Option<Wake> {
         HeartbeatFile::Absent => settings
             .prompt
             .clone()
-            .unwrap_or_else(|| d.config.heartbeat_prompt.clone()),
+            .unwrap_or_else(|| d.config().heartbeat_prompt.clone()),
     };
     let target = match d.llm.resolve(&st.meta.model) {
         Ok(t) => t,

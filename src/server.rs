@@ -152,7 +152,7 @@ pub fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
             continue;
         }
         match peer_uid(&stream) {
-            Ok(uid) if uid == own_uid || daemon.config.allowed_uids.contains(&uid) => {}
+            Ok(uid) if uid == own_uid || daemon.config().allowed_uids.contains(&uid) => {}
             Ok(uid) => {
                 log::warn!("refused a client of uid {uid} (not in allowed_uids)");
                 reject(stream, ErrorCode::PermissionDenied, &format!(
@@ -165,17 +165,17 @@ pub fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
                 continue;
             }
         }
-        if daemon.conns.load(Ordering::SeqCst) >= daemon.config.max_connections {
+        if daemon.conns.load(Ordering::SeqCst) >= daemon.config().max_connections {
             log::warn!(
                 "refused a client: max_connections ({}) reached",
-                daemon.config.max_connections
+                daemon.config().max_connections
             );
             reject(
                 stream,
                 ErrorCode::TooManyConnections,
                 &format!(
                     "the daemon already has {} clients (max_connections); try again later",
-                    daemon.config.max_connections
+                    daemon.config().max_connections
                 ),
             );
             continue;
@@ -235,7 +235,7 @@ fn connection(daemon: &Arc<Daemon>, id: ConnId, stream: UnixStream) {
     log::debug!("connection {id}: open");
     let (turns, turns_done) = crossbeam_channel::bounded::<()>(0);
     let client = Client { id, turns };
-    let max = daemon.config.max_line_bytes;
+    let max = daemon.config().max_line_bytes;
     let mut lines = LineReader::new(BufReader::with_capacity(8 << 10, stream), max);
     loop {
         match lines.next_line() {
