@@ -116,7 +116,7 @@ fn worker(d: &Daemon, s: &Session) {
                         std::iter::once(index).chain(queued_indices(&st)).collect();
                     let summary = st.meta.summary.clone();
                     crate::compact::plan(
-                        budget(&d.config()),
+                        budget(d, &turn.model),
                         summary.as_ref(),
                         s.history(&mut st),
                         &skip,
@@ -219,7 +219,7 @@ fn context_for(
                 history: &[],
                 volatile,
                 user: prompt,
-                budget_tokens: budget(config),
+                budget_tokens: budget(d, &turn.model),
             });
             return (messages, Vec::new());
         }
@@ -287,7 +287,7 @@ fn context_for(
         history: &earlier,
         volatile,
         user: &user,
-        budget_tokens: budget(config),
+        budget_tokens: budget(d, &turn.model),
     });
     (
         messages,
@@ -419,8 +419,17 @@ fn compact(
     );
 }
 
-fn budget(config: &crate::config::Config) -> usize {
-    (config.context_tokens - config.reply_reserve_tokens) as usize
+/// Tokens the messages of a turn may use: the window, less the reply's
+/// reserve, less the tool definitions when the model is offered them.
+fn budget(d: &Daemon, model: &str) -> usize {
+    let config = d.config();
+    let window = (config.context_tokens - config.reply_reserve_tokens) as usize;
+    let tools = if d.tools_for(model) {
+        tools::specs_tokens()
+    } else {
+        0
+    };
+    window.saturating_sub(tools)
 }
 
 /// An external event as the model reads it: source, time, text.

@@ -63,6 +63,22 @@ pub fn specs() -> Vec<ToolSpec> {
         .collect()
 }
 
+/// The context tokens the tool definitions take (estimated once).
+pub fn specs_tokens() -> usize {
+    static TOKENS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *TOKENS.get_or_init(|| {
+        specs()
+            .iter()
+            .map(|s| {
+                crate::context::estimate_tokens(&format!(
+                    "{} {} {}",
+                    s.name, s.description, s.parameters
+                ))
+            })
+            .sum()
+    })
+}
+
 /// Runs the call `name(arguments)`; returns the arguments as parsed (for
 /// the `tool` event) and the result text for the model.
 pub fn run(ctx: &mut Ctx, name: &str, arguments: &str) -> (Value, String) {

@@ -242,10 +242,15 @@ pub fn dead_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Chooses a reply by looking at the request; `None` falls back to the
+/// queue, then the default.
+pub type Responder = Box<dyn Fn(&Recorded) -> Option<Reply> + Send + Sync>;
+
 struct Shared {
     requests: Mutex<Vec<Recorded>>,
     queue: Mutex<VecDeque<Reply>>,
     default: Mutex<Reply>,
+    responder: Mutex<Option<Responder>>,
     stop: AtomicBool,
 }
 
@@ -265,6 +270,7 @@ impl FakeLlm {
             requests: Mutex::new(Vec::new()),
             queue: Mutex::new(VecDeque::new()),
             default: Mutex::new(default),
+            responder: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
         let s = shared.clone();
@@ -307,6 +313,13 @@ impl FakeLlm {
     /// Replaces the reply used when the queue is empty.
     pub fn set_default(&self, reply: Reply) {
         *self.shared.default.lock().unwrap() = reply;
+    }
+
+    /// Lets `f` choose the reply to each request by its content (a
+    /// request it answers `None` for gets the queued or default reply).
+    /// Consulted before the queue.
+    pub fn respond_with(&self, f: impl Fn(&Recorded) -> Option<Reply> + Send + Sync + 'static) {
+        *self.shared.responder.lock().unwrap() = Some(Box::new(f));
     }
 
     /// Every request received so far.
@@ -374,13 +387,21 @@ fn serve(conn: TcpStream, shared: &Shared) {
     let Some(request) = read_request(&mut reader) else {
         return;
     };
-    shared.requests.lock().unwrap().push(request);
-    let reply = shared
-        .queue
+    let chosen = shared
+        .responder
         .lock()
         .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| shared.default.lock().unwrap().clone());
+        .as_ref()
+        .and_then(|f| f(&request));
+    shared.requests.lock().unwrap().push(request);
+    let reply = chosen.unwrap_or_else(|| {
+        shared
+            .queue
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| shared.default.lock().unwrap().clone())
+    });
     let _ = answer(conn, &reply, shared);
 }
 
