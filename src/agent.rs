@@ -66,7 +66,7 @@ fn worker(d: &Daemon, s: &Session) {
     // terminal event is out.
     let mut last: Option<(Option<Event>, QueuedTurn)> = None;
     loop {
-        let (turn, plan, cancel_rx) = {
+        let (turn, plan, warm, cancel_rx) = {
             let mut st = s.lock();
             st.cancel = None;
             // The previous turn's terminal event goes out under the lock,
@@ -124,8 +124,18 @@ fn worker(d: &Daemon, s: &Session) {
                 }
                 _ => None,
             };
-            (turn, plan, rx)
+            let warm = warm_up_input(d, s, &mut st, &turn);
+            (turn, plan, warm, rx)
         };
+        // The network calls of a turn's preparation run outside the
+        // session's lock, so `list` or `history` never wait for them.
+        if let (Some(e), Some((text, missing))) = (d.embedder.as_ref(), warm) {
+            let _ = e.query(
+                &text,
+                missing,
+                Duration::from_secs(d.config().embedding_timeout_secs),
+            );
+        }
         if let Some(plan) = plan {
             compact(d, s, &turn, plan, &cancel_rx);
         }
@@ -303,11 +313,20 @@ fn context_for(
 /// a tool.
 fn recall(d: &Daemon, s: &Session, st: &mut State, query: &str) -> Option<String> {
     let own = s.memory(st);
+    // With an embedding model: the message's vector (embedded once per
+    // turn, with a few memories that have none yet), outside the global
+    // memory lock; `None` means lexical only.
+    let semantic = d.embedder.as_ref().and_then(|e| {
+        let missing = e.missing(&[own.items(), d.global_memory.lock().items()]);
+        let timeout = Duration::from_secs(d.config().embedding_timeout_secs);
+        e.query(query, missing, timeout).map(|v| (e, v))
+    });
     let global = d.global_memory.lock();
-    let found = crate::memory::search(
+    let found = crate::memory::search_with(
         &[(own.items(), false), (global.items(), true)],
         query,
         crate::memory::RECALL_THRESHOLD,
+        &|m| semantic.as_ref().and_then(|(e, v)| e.memory_score(v, m)),
     );
     if !found.is_empty() {
         log::debug!(
@@ -353,10 +372,42 @@ fn activate<'c>(
     if !catalog.is_empty() {
         log::debug!("session {sid}: {}", catalog.explain(message, &cfg));
     }
-    for (skill, _) in catalog.matched(message, &cfg) {
+    // Semantic scores per skill, when an embedding model answers (the
+    // message's vector is usually cached from `recall`).
+    let extra: Option<Vec<f32>> = d
+        .embedder
+        .as_ref()
+        .filter(|_| !catalog.is_empty())
+        .and_then(|e| {
+            let timeout = Duration::from_secs(d.config().embedding_timeout_secs);
+            let v = e.query(message, Vec::new(), timeout)?;
+            let scores = e.skill_scores(catalog, &v);
+            log::debug!("session {sid}: {}", e.explain(catalog, &scores));
+            Some(scores)
+        });
+    for (skill, _) in catalog.matched_with(message, &cfg, extra.as_deref()) {
         add(skill, SkillReason::Matched);
     }
     active
+}
+
+/// A message to embed, and the memories without a vector (id, hash, text).
+type WarmUp = (String, Vec<(String, u64, String)>);
+
+/// What to embed before the context is built (under the lock, it only
+/// copies): the text recall and skills will match, and the memories that
+/// have no vector yet. The embedder keeps the vectors for `recall` and
+/// `activate`, which then find them without a call.
+fn warm_up_input(d: &Daemon, s: &Session, st: &mut State, turn: &QueuedTurn) -> Option<WarmUp> {
+    let e = d.embedder.as_ref()?;
+    let text = match &turn.kind {
+        TurnKind::User { index } => s.history(st).get(*index)?.content.clone(),
+        TurnKind::Heartbeat { prompt } => prompt.clone(),
+        TurnKind::Event { .. } => return None,
+    };
+    let global = d.global_memory.lock();
+    let missing = e.missing(&[s.memory(st).items(), global.items()]);
+    Some((text, missing))
 }
 
 /// History indices of the messages of turns still queued.

@@ -43,6 +43,13 @@ pub struct Config {
     pub skill_match_threshold: f32,
     /// Most skills active in one turn (explicit and pinned ones count). Defaults to 3.
     pub max_active_skills: usize,
+    /// An embedding model (`provider/model`, like `ollama/nomic-embed-text`)
+    /// whose similarity is blended into skill matching and memory recall.
+    /// Defaults to none (lexical relevance only).
+    pub embedding_model: Option<String>,
+    /// Seconds one turn waits for its message's embedding before it matches
+    /// lexically only. Defaults to 3.
+    pub embedding_timeout_secs: u64,
     /// Offer the built-in tools to models. Defaults to true.
     pub tools_enabled: bool,
     /// Models (`provider/model`) never offered tools. Defaults to none.
@@ -111,6 +118,8 @@ impl Default for Config {
             skills_index_tokens: 1500,
             skill_match_threshold: crate::skills::MatchConfig::default().threshold,
             max_active_skills: 3,
+            embedding_model: None,
+            embedding_timeout_secs: 3,
             tools_enabled: true,
             models_without_tools: Vec::new(),
             max_tool_rounds: 4,
@@ -153,6 +162,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("skills_index_tokens", "Tokens the skills index (names and descriptions) may take in every turn."),
     ("skill_match_threshold", "Lowest relevance score at which the daemon activates a skill by itself (higher: fewer)."),
     ("max_active_skills", "Most skills active in one turn, explicit and pinned ones included."),
+    ("embedding_model", "Embedding model (provider/model, like \"ollama/nomic-embed-text\" or\n# \"openai/text-embedding-3-small\") blended into skill matching and memory recall;\n# skill vectors are cached in <data_dir>/state/embeddings.json (unset: lexical only;\n# a change needs a restart)."),
+    ("embedding_timeout_secs", "Seconds a turn waits for its message's embedding before matching lexically only."),
     ("tools_enabled", "Offer the built-in tools (remember, recall, current_time, activate_skill, ...) to models."),
     ("models_without_tools", "Models never offered tools, like [\"ollama/gemma:2b\"] (others that reject them are found out once)."),
     ("max_tool_rounds", "Tool-call rounds in one turn before it ends with finish_reason tool_limit."),
@@ -356,6 +367,9 @@ impl Config {
         if let Err(e) = crate::llm::ModelRef::parse(&self.default_model) {
             return invalid("default_model", &e);
         }
+        if self.embedding_timeout_secs == 0 {
+            return invalid("embedding_timeout_secs", "must be at least 1 second");
+        }
         for (name, p) in &self.providers {
             if let Some(kind) = &p.kind {
                 if crate::llm::Kind::parse(kind).is_none() {
@@ -402,7 +416,8 @@ impl Config {
             proactive_interval_secs,
             context_tokens,
             max_reply_tokens,
-            reply_reserve_tokens
+            reply_reserve_tokens,
+            embedding_model
         );
         *self = fresh;
         restart
@@ -489,9 +504,9 @@ mod tests {
         for key in table.keys() {
             assert!(KEYS.iter().any(|(k, _)| k == key), "KEYS lacks {key}");
         }
-        // proxy_url, proxy_token and quiet_hours are None by default and so
-        // absent from the table.
-        assert_eq!(KEYS.len(), table.len() + 3);
+        // proxy_url, proxy_token, quiet_hours and embedding_model are None
+        // by default and so absent from the table.
+        assert_eq!(KEYS.len(), table.len() + 4);
     }
 
     #[test]
@@ -500,7 +515,7 @@ mod tests {
         for (key, _) in KEYS {
             if !matches!(
                 *key,
-                "proxy_url" | "proxy_token" | "quiet_hours" | "providers"
+                "proxy_url" | "proxy_token" | "quiet_hours" | "embedding_model" | "providers"
             ) {
                 assert!(
                     text.contains(&format!("# {key} = ")),
@@ -567,6 +582,24 @@ mod tests {
         assert_eq!(running.system_prompt, "new");
         assert_eq!(running.socket_path, Config::default().socket_path);
         assert_eq!(restart, ["socket_path"]);
+    }
+
+    #[test]
+    fn embedding_keys() {
+        let (c, _) = parse("embedding_model = \"ollama/nomic-embed-text\"\n").unwrap();
+        assert_eq!(
+            c.embedding_model.as_deref(),
+            Some("ollama/nomic-embed-text")
+        );
+        assert_eq!(c.embedding_timeout_secs, 3);
+        assert!(matches!(
+            parse("embedding_timeout_secs = 0\n"),
+            Err(ParseError::Invalid { key, .. }) if key == "embedding_timeout_secs"
+        ));
+        let mut running = Config::default();
+        let restart = running.apply_reloadable(c);
+        assert_eq!(restart, ["embedding_model"]);
+        assert_eq!(running.embedding_model, None);
     }
 
     #[test]

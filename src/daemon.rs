@@ -15,6 +15,7 @@ use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
+use crate::embed::Embedder;
 use crate::hub::{ConnId, Hub};
 use crate::llm::Llm;
 use crate::memory::MemoryFile;
@@ -67,6 +68,9 @@ pub struct Daemon {
     pub global_memory: Mutex<MemoryFile>,
     /// The skills found; replaced whole by a rescan.
     skills: RwLock<Arc<Catalog>>,
+    /// Semantic similarity for skills and memories, when `embedding_model`
+    /// is set (see [`crate::embed`]).
+    pub embedder: Option<Embedder>,
     pub scheduler: Scheduler,
     /// Recent `notify` times per (session, source), for the rate limit.
     notify_times: Mutex<HashMap<(String, String), VecDeque<Instant>>>,
@@ -82,9 +86,16 @@ impl Daemon {
         let reminders = Reminders::load(&paths.state);
         let skills = Catalog::discover(&paths.skills);
         let global_memory = MemoryFile::load(&paths.state.join("memory.jsonl"));
+        let llm = Llm::new(&config);
+        let embedder = Embedder::new(&config, llm.clone(), &paths.state);
+        if let Some(e) = &embedder {
+            // Background: only skills missing from the cache cost a call.
+            e.refresh_skills(&skills);
+        }
         Ok(Daemon {
             hub: Hub::new(config.max_queued_events),
-            llm: Llm::new(&config),
+            llm,
+            embedder,
             store,
             config: RwLock::new(Arc::new(config)),
             config_path,

@@ -12,6 +12,8 @@
 //! - [`agent`]: one turn, streamed from the model to every subscriber;
 //! - [`context`]: what a turn sends to the model, in cache-friendly order;
 //! - [`llm`]: providers, model strings, the NDJSON and SSE readers;
+//! - [`relevance`], [`embed`]: lexical relevance, and the optional
+//!   embeddings blended into it;
 //! - [`config`], [`paths`], [`logging`], [`time`], [`proactive`].
 //!
 //! The wire names live in one place:
@@ -40,6 +42,7 @@ pub mod compact;
 pub mod config;
 pub mod context;
 pub mod daemon;
+pub mod embed;
 pub mod hub;
 pub mod llm;
 pub mod logging;

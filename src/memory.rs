@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::relevance::{Params, Scorer};
+use crate::relevance::{self, Params, Scorer};
 use crate::session::write_atomic;
 
 /// Longest memory text, in bytes.
@@ -172,9 +172,28 @@ pub struct Scored<'a> {
     pub score: f32,
 }
 
+/// Weight of a memory's semantic score (0 to 1, see [`crate::embed`]) in
+/// [`search_with`]: a memory that shares no word with the message needs a
+/// semantic score of at least `RECALL_THRESHOLD / SEMANTIC_WEIGHT` (0.4).
+pub const SEMANTIC_WEIGHT: f32 = 2.0;
+
 /// Scores `sets` of memories (each with its `global` flag) against
 /// `query`, best first, keeping those at or above `threshold`.
 pub fn search<'a>(sets: &[(&'a [Memory], bool)], query: &str, threshold: f32) -> Vec<Scored<'a>> {
+    search_with(sets, query, threshold, &|_| None)
+}
+
+/// [`search`] with an optional semantic score per memory (`extra`, e.g.
+/// from embeddings), blended in with [`SEMANTIC_WEIGHT`] by the same
+/// [`relevance::blend`] as the skills matcher. A memory needs a shared
+/// word or a positive semantic score, and a blended score of at least
+/// `threshold`.
+pub fn search_with<'a>(
+    sets: &[(&'a [Memory], bool)],
+    query: &str,
+    threshold: f32,
+    extra: &dyn Fn(&Memory) -> Option<f32>,
+) -> Vec<Scored<'a>> {
     let all: Vec<(&Memory, bool)> = sets
         .iter()
         .flat_map(|(items, global)| items.iter().map(move |m| (m, *global)))
@@ -188,11 +207,15 @@ pub fn search<'a>(sets: &[(&'a [Memory], bool)], query: &str, threshold: f32) ->
         .score(query, &[1.0])
         .into_iter()
         .zip(all)
-        .filter(|(hit, _)| hit.matched > 0 && hit.score >= threshold)
-        .map(|(hit, (memory, global))| Scored {
-            memory,
-            global,
-            score: hit.score,
+        .filter_map(|(hit, (memory, global))| {
+            let e = extra(memory);
+            let score = relevance::blend(hit.score, e, SEMANTIC_WEIGHT);
+            let related = hit.matched > 0 || e.is_some_and(|e| e > 0.0);
+            (related && score >= threshold).then_some(Scored {
+                memory,
+                global,
+                score,
+            })
         })
         .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -271,6 +294,11 @@ mod tests {
         );
         assert!(found.iter().all(|s| s.memory.memory_id != "m2"));
         assert!(search(&sets, "how do I bake bread?", RECALL_THRESHOLD).is_empty());
+        // A semantic score recalls a memory that shares no word.
+        let bread = |m: &Memory| (m.memory_id == "m2").then_some(0.9);
+        let found2 = search_with(&sets, "how do I bake bread?", RECALL_THRESHOLD, &bread);
+        assert_eq!(found2.len(), 1);
+        assert_eq!(found2[0].memory.memory_id, "m2");
         let block = recall_block(&found).unwrap();
         assert!(
             block.contains("(2026-11-20) My cat is called Miso"),

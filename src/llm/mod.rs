@@ -40,6 +40,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 const MAX_BODY_SECS: u64 = 3600;
 /// Deltas buffered between the reader thread and the turn.
 const DELTA_QUEUE: usize = 256;
+/// The most of an embeddings answer read (a batch of 64 vectors of 3072
+/// floats is about 4 MB of JSON).
+const MAX_EMBED_BODY: u64 = 64 << 20;
 
 /// The two wire protocols that cover the field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,7 +225,9 @@ struct Settings {
 }
 
 /// The provider client: resolves model strings and starts completions.
-/// Cheap to share: the ureq agent's connection pool is behind an `Arc`.
+/// Cheap to share and to clone: the ureq agent's connection pool is behind
+/// an `Arc`.
+#[derive(Clone)]
 pub struct Llm {
     agent: ureq::Agent,
     settings: Settings,
@@ -280,16 +285,100 @@ impl Llm {
 
     /// The URL a request to `provider` goes to, direct or through the proxy.
     pub fn url(&self, provider: &Provider) -> String {
+        self.url_for(provider, provider.kind.endpoint())
+    }
+
+    /// The URL of `endpoint` (`/api/chat`, `/embeddings`, ...) of
+    /// `provider`, direct or through the proxy.
+    fn url_for(&self, provider: &Provider, endpoint: &str) -> String {
         let base = provider.base_url.trim_end_matches('/');
         match &self.settings.proxy_url {
-            None => format!("{base}{}", provider.kind.endpoint()),
-            Some(proxy) => format!(
-                "{proxy}/{}{}{}",
-                provider.name,
-                url_path(base),
-                provider.kind.endpoint()
-            ),
+            None => format!("{base}{endpoint}"),
+            Some(proxy) => format!("{proxy}/{}{}{endpoint}", provider.name, url_path(base)),
         }
+    }
+
+    /// The bearer token of a request to `provider`: the proxy's when one
+    /// is set, else the provider's API key.
+    fn bearer(&self, provider: &Provider) -> Option<String> {
+        match &self.settings.proxy_url {
+            Some(_) => self.settings.proxy_token.clone(),
+            None => provider.api_key.clone(),
+        }
+    }
+
+    /// Embeds `texts` with an embedding model, one vector per text in
+    /// order, within the agent's timeouts. See [`Llm::embed_within`].
+    pub fn embed(&self, target: &Target, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        self.embed_within(target, texts, None)
+    }
+
+    /// Embeds `texts`: Ollama `POST {base}/api/embed` (`{"model","input"}`
+    /// → `{"embeddings":[[..]]}`) or OpenAI-style `POST {base}/embeddings`
+    /// (→ `{"data":[{"embedding":[..],"index":0}]}`). One attempt, no
+    /// retry; `timeout` bounds the whole call when given.
+    pub fn embed_within(
+        &self,
+        target: &Target,
+        texts: &[String],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Vec<f32>>, LlmError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let endpoint = match target.provider.kind {
+            Kind::Ollama => "/api/embed",
+            Kind::OpenAi => "/embeddings",
+        };
+        let url = self.url_for(&target.provider, endpoint);
+        let body = serde_json::json!({"model": target.model, "input": texts});
+        let mut req = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json");
+        if let Some(token) = self.bearer(&target.provider) {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        let req = req.config().timeout_global(timeout).build();
+        let mut resp = req
+            .send(&serde_json::to_vec(&body).unwrap_or_default()[..])
+            .map_err(|e| {
+                LlmError::Unreachable(format!(
+                    "cannot reach provider '{}' at {url}: {}",
+                    target.provider.name,
+                    describe(&e)
+                ))
+            })?;
+        let status = resp.status().as_u16();
+        let limit = if resp.status().is_success() {
+            MAX_EMBED_BODY
+        } else {
+            MAX_ERROR_BODY
+        };
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| {
+                LlmError::Stream(format!("embeddings answer unreadable: {}", describe(&e)))
+            })?;
+        if !resp.status().is_success() {
+            return Err(LlmError::Status {
+                status,
+                message: http_error::error_message(&bytes),
+            });
+        }
+        let vectors = parse_embeddings(target.provider.kind, &bytes).map_err(LlmError::Stream)?;
+        if vectors.len() != texts.len() {
+            return Err(LlmError::Stream(format!(
+                "embeddings answer holds {} vectors for {} inputs",
+                vectors.len(),
+                texts.len()
+            )));
+        }
+        Ok(vectors)
     }
 
     /// Starts one streamed completion on a reader thread.
@@ -313,10 +402,7 @@ impl Llm {
         let call = Call {
             agent: self.agent.clone(),
             url: self.url(&target.provider),
-            bearer: match &self.settings.proxy_url {
-                Some(_) => self.settings.proxy_token.clone(),
-                None => target.provider.api_key.clone(),
-            },
+            bearer: self.bearer(&target.provider),
             body: serde_json::to_vec(&body).unwrap_or_default(),
             kind: target.provider.kind,
             provider: target.provider.name.clone(),
@@ -334,6 +420,43 @@ impl Llm {
             .spawn(move || call.run(&tx, &stop2))?;
         Ok(Completion { rx, stop })
     }
+}
+
+/// The vectors of an embeddings answer, in input order.
+fn parse_embeddings(kind: Kind, bytes: &[u8]) -> Result<Vec<Vec<f32>>, String> {
+    #[derive(serde::Deserialize)]
+    struct Ollama {
+        embeddings: Vec<Vec<f32>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        embedding: Vec<f32>,
+        #[serde(default)]
+        index: Option<usize>,
+    }
+    #[derive(serde::Deserialize)]
+    struct OpenAi {
+        data: Vec<Item>,
+    }
+    let bad = |e: serde_json::Error| format!("malformed embeddings answer: {e}");
+    let vectors = match kind {
+        Kind::Ollama => {
+            serde_json::from_slice::<Ollama>(bytes)
+                .map_err(bad)?
+                .embeddings
+        }
+        Kind::OpenAi => {
+            let mut data = serde_json::from_slice::<OpenAi>(bytes).map_err(bad)?.data;
+            if data.iter().all(|d| d.index.is_some()) {
+                data.sort_by_key(|d| d.index);
+            }
+            data.into_iter().map(|d| d.embedding).collect()
+        }
+    };
+    if vectors.iter().any(|v| v.is_empty()) {
+        return Err("malformed embeddings answer: an empty vector".into());
+    }
+    Ok(vectors)
 }
 
 /// The path part of a URL (`http://h:1/v1` → `/v1`), for proxy routing.
@@ -631,6 +754,36 @@ mod tests {
         );
         let err = l.resolve("nope/m").unwrap_err();
         assert!(err.contains("unknown provider 'nope'"), "{err}");
+    }
+
+    #[test]
+    fn embeddings_answers_parse() {
+        let o = parse_embeddings(
+            Kind::Ollama,
+            br#"{"model":"m","embeddings":[[1,0.5],[0,1]]}"#,
+        );
+        assert_eq!(o.unwrap(), vec![vec![1.0, 0.5], vec![0.0, 1.0]]);
+        let a = parse_embeddings(
+            Kind::OpenAi,
+            br#"{"data":[{"embedding":[0,1],"index":1},{"embedding":[1,0],"index":0}]}"#,
+        );
+        assert_eq!(a.unwrap(), vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+        assert!(parse_embeddings(Kind::OpenAi, b"{}").is_err());
+        assert!(parse_embeddings(Kind::Ollama, br#"{"embeddings":[[]]}"#).is_err());
+    }
+
+    #[test]
+    fn embedding_urls_follow_the_proxy() {
+        let l = llm("");
+        assert_eq!(
+            l.url_for(&l.resolve("openai/x").unwrap().provider, "/embeddings"),
+            "https://api.openai.com/v1/embeddings"
+        );
+        let l = llm("proxy_url = \"http://gw:9\"\n");
+        assert_eq!(
+            l.url_for(&l.resolve("ollama/x").unwrap().provider, "/api/embed"),
+            "http://gw:9/ollama/api/embed"
+        );
     }
 
     #[test]

@@ -246,12 +246,50 @@ pub fn dead_port() -> u16 {
 /// queue, then the default.
 pub type Responder = Box<dyn Fn(&Recorded) -> Option<Reply> + Send + Sync>;
 
+/// Chooses the vector of one input text of an embeddings request.
+pub type Embedder = Box<dyn Fn(&str) -> Vec<f32> + Send + Sync>;
+
 struct Shared {
     requests: Mutex<Vec<Recorded>>,
     queue: Mutex<VecDeque<Reply>>,
     default: Mutex<Reply>,
     responder: Mutex<Option<Responder>>,
+    embedder: Mutex<Option<Embedder>>,
     stop: AtomicBool,
+}
+
+/// True for a request to an embeddings endpoint (Ollama `/api/embed`,
+/// OpenAI-style `/embeddings`).
+pub fn is_embed_path(path: &str) -> bool {
+    path.ends_with("/api/embed") || path.ends_with("/embeddings")
+}
+
+/// The input texts of an embeddings request (`input` a string or an array).
+pub fn embed_inputs_of(r: &Recorded) -> Vec<String> {
+    match &r.body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The answer to an embeddings request, in the wire format of its path.
+fn embed_reply(r: &Recorded, f: &Embedder) -> Reply {
+    let vectors: Vec<Vec<f32>> = embed_inputs_of(r).iter().map(|t| f(t)).collect();
+    let body = if r.path.ends_with("/api/embed") {
+        json!({"model": r.body["model"], "embeddings": vectors})
+    } else {
+        let data: Vec<Value> = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| json!({"object": "embedding", "embedding": v, "index": i}))
+            .collect();
+        json!({"object": "list", "model": r.body["model"], "data": data})
+    };
+    Reply::status(200, &[], &body.to_string())
 }
 
 /// The fake provider. Dropping it stops it (stalled connections close).
@@ -271,6 +309,7 @@ impl FakeLlm {
             queue: Mutex::new(VecDeque::new()),
             default: Mutex::new(default),
             responder: Mutex::new(None),
+            embedder: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
         let s = shared.clone();
@@ -320,6 +359,31 @@ impl FakeLlm {
     /// Consulted before the queue.
     pub fn respond_with(&self, f: impl Fn(&Recorded) -> Option<Reply> + Send + Sync + 'static) {
         *self.shared.responder.lock().unwrap() = Some(Box::new(f));
+    }
+
+    /// Answers embeddings requests (`/api/embed`, `/embeddings`) with the
+    /// vector `f` chooses for each input text. Consulted before everything
+    /// else, for those paths only; without it they are answered like any
+    /// other request.
+    pub fn embed_with(&self, f: impl Fn(&str) -> Vec<f32> + Send + Sync + 'static) {
+        *self.shared.embedder.lock().unwrap() = Some(Box::new(f));
+    }
+
+    /// Every input text of the embeddings requests received so far.
+    pub fn embed_inputs(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .filter(|r| is_embed_path(&r.path))
+            .flat_map(embed_inputs_of)
+            .collect()
+    }
+
+    /// The requests received so far other than embeddings requests.
+    pub fn chat_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| !is_embed_path(&r.path))
+            .collect()
     }
 
     /// Every request received so far.
@@ -387,12 +451,24 @@ fn serve(conn: TcpStream, shared: &Shared) {
     let Some(request) = read_request(&mut reader) else {
         return;
     };
-    let chosen = shared
-        .responder
-        .lock()
-        .unwrap()
-        .as_ref()
-        .and_then(|f| f(&request));
+    let embedded = if is_embed_path(&request.path) {
+        shared
+            .embedder
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|f| embed_reply(&request, f))
+    } else {
+        None
+    };
+    let chosen = embedded.or_else(|| {
+        shared
+            .responder
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|f| f(&request))
+    });
     shared.requests.lock().unwrap().push(request);
     let reply = chosen.unwrap_or_else(|| {
         shared
