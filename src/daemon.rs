@@ -160,13 +160,6 @@ impl Daemon {
         let conn = client.id;
         let id = id.as_ref();
         let answer = |ev: Event| self.hub.send(conn, &ev, id);
-        let not_found = |sid: &str| {
-            Event::error(
-                ErrorCode::SessionNotFound,
-                format!("no session named '{sid}'; create it first with {{\"action\":\"create\",\"session_id\":\"{sid}\"}}"),
-                Some(sid),
-            )
-        };
         match req {
             Request::Ping => answer(Event::Pong),
             Request::Status => answer(Event::Status {
@@ -199,7 +192,7 @@ impl Daemon {
                 }
             }
             Request::Cancel { session_id } => match self.store.get(&session_id) {
-                None => answer(not_found(&session_id)),
+                None => answer(no_session(&session_id)),
                 Some(s) => {
                     let running = s
                         .lock()
@@ -217,7 +210,7 @@ impl Daemon {
                 limit,
                 offset,
             } => match self.store.get(&session_id) {
-                None => answer(not_found(&session_id)),
+                None => answer(no_session(&session_id)),
                 Some(s) => {
                     let mut st = s.lock();
                     let all = s.history(&mut st);
@@ -238,7 +231,7 @@ impl Daemon {
                 }
             },
             Request::Delete { session_id } => match self.store.get(&session_id) {
-                None => answer(not_found(&session_id)),
+                None => answer(no_session(&session_id)),
                 Some(s) => {
                     {
                         let mut st = s.lock();
@@ -281,14 +274,14 @@ impl Daemon {
                     answer(Event::Subscribed { session_id });
                     self.deliver_undelivered(conn, &s);
                 }
-                None => answer(not_found(&session_id)),
+                None => answer(no_session(&session_id)),
             },
             Request::Unsubscribe { session_id } => {
                 if self.store.get(&session_id).is_some() {
                     self.hub.unsubscribe(conn, &session_id);
                     answer(Event::Unsubscribed { session_id })
                 } else {
-                    answer(not_found(&session_id))
+                    answer(no_session(&session_id))
                 }
             }
             Request::Remind {
@@ -297,7 +290,7 @@ impl Daemon {
                 due,
                 repeat_secs,
             } => answer(match self.store.get(&session_id) {
-                None => not_found(&session_id),
+                None => no_session(&session_id),
                 Some(_) => self.remind(&session_id, &message, due, repeat_secs),
             }),
             Request::Reminders { session_id } => answer(Event::Reminders {
@@ -329,7 +322,7 @@ impl Daemon {
                 every_secs,
                 prompt,
             } => answer(match self.store.get(&session_id) {
-                None => not_found(&session_id),
+                None => no_session(&session_id),
                 Some(s) => self.set_heartbeat(&s, every_secs, prompt),
             }),
             Request::Remember { session_id, text } => answer(self.remember(session_id, &text)),
@@ -372,7 +365,7 @@ impl Daemon {
                 message,
                 delivery,
             } => answer(match self.store.get(&session_id) {
-                None => not_found(&session_id),
+                None => no_session(&session_id),
                 Some(s) => self.notify(&s, &source, message, delivery),
             }),
         }
@@ -398,13 +391,7 @@ impl Daemon {
         let stored = match &session_id {
             None => self.global_memory.lock().add(text),
             Some(sid) => match self.store.get(sid) {
-                None => {
-                    return Event::error(
-                        ErrorCode::SessionNotFound,
-                        format!("no session named '{sid}'; create it first"),
-                        Some(sid),
-                    )
-                }
+                None => return no_session(sid),
                 Some(s) => {
                     let mut st = s.lock();
                     s.memory(&mut st).add(text)
@@ -433,13 +420,7 @@ impl Daemon {
         let session = match &session_id {
             None => None,
             Some(sid) => match self.store.get(sid) {
-                None => {
-                    return Event::error(
-                        ErrorCode::SessionNotFound,
-                        format!("no session named '{sid}'; create it first"),
-                        Some(sid),
-                    )
-                }
+                None => return no_session(sid),
                 Some(s) => Some(s),
             },
         };
@@ -542,11 +523,7 @@ impl Daemon {
 
     fn pin(&self, sid: &str, skill: String, pin: bool) -> Event {
         let Some(session) = self.store.get(sid) else {
-            return Event::error(
-                ErrorCode::SessionNotFound,
-                format!("no session named '{sid}'; create it first"),
-                Some(sid),
-            );
+            return no_session(sid);
         };
         if pin && self.catalog().get(&skill).is_none() {
             return Event::error(
@@ -823,13 +800,7 @@ impl Daemon {
         message: String,
         model: Option<String>,
     ) -> Result<(), Event> {
-        let session = self.store.get(sid).ok_or_else(|| {
-            Event::error(
-                ErrorCode::SessionNotFound,
-                format!("no session named '{sid}'; create it first with {{\"action\":\"create\",\"session_id\":\"{sid}\"}}"),
-                Some(sid),
-            )
-        })?;
+        let session = self.store.get(sid).ok_or_else(|| no_session(sid))?;
         if self.is_shutting_down() {
             return Err(Event::error(
                 ErrorCode::ShuttingDown,
@@ -947,4 +918,13 @@ fn reminder_info(r: Reminder) -> ReminderInfo {
 fn internal(what: &str, e: std::io::Error) -> Event {
     log::error!("{what}: {e}");
     Event::error(ErrorCode::Internal, format!("{what}: {e}"), None)
+}
+
+/// `session_not_found`, with how to create the session.
+fn no_session(sid: &str) -> Event {
+    Event::error(
+        ErrorCode::SessionNotFound,
+        format!("no session named '{sid}'; create it first with {{\"action\":\"create\",\"session_id\":\"{sid}\"}}"),
+        Some(sid),
+    )
 }

@@ -112,6 +112,26 @@ pub struct Meta {
     pub extra: Map<String, Value>,
 }
 
+impl Meta {
+    /// The meta of a new session, created now.
+    pub fn new(model: &str, system: Option<String>) -> Meta {
+        let now = now_rfc3339();
+        Meta {
+            model: model.to_string(),
+            system,
+            created_at: now.clone(),
+            updated_at: now,
+            messages: 0,
+            undelivered: Vec::new(),
+            next_turn_events: Vec::new(),
+            heartbeat: None,
+            pinned_skills: Vec::new(),
+            summary: None,
+            extra: Map::new(),
+        }
+    }
+}
+
 /// A session's heartbeat, as set by the `heartbeat` action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeartbeatSettings {
@@ -341,20 +361,7 @@ impl SessionStore {
         }
         let dir = self.root.join(id);
         fs::create_dir_all(&dir)?;
-        let now = now_rfc3339();
-        let meta = Meta {
-            model: model.to_string(),
-            system,
-            created_at: now.clone(),
-            updated_at: now,
-            messages: 0,
-            undelivered: Vec::new(),
-            next_turn_events: Vec::new(),
-            heartbeat: None,
-            pinned_skills: Vec::new(),
-            summary: None,
-            extra: Map::new(),
-        };
+        let meta = Meta::new(model, system);
         write_meta(&dir, &meta)?;
         let session = Arc::new(Session {
             id: id.to_string(),
@@ -452,20 +459,7 @@ fn read_meta(dir: &Path, default_model: &str) -> Meta {
         Ok(Err(e)) => log::warn!("{}: {e}; using defaults", path.display()),
         Err(e) => log::warn!("{}: {e}; using defaults", path.display()),
     }
-    let now = now_rfc3339();
-    Meta {
-        model: default_model.to_string(),
-        system: None,
-        created_at: now.clone(),
-        updated_at: now,
-        messages: 0,
-        undelivered: Vec::new(),
-        next_turn_events: Vec::new(),
-        heartbeat: None,
-        pinned_skills: Vec::new(),
-        summary: None,
-        extra: Map::new(),
-    }
+    Meta::new(default_model, None)
 }
 
 fn write_meta(dir: &Path, meta: &Meta) -> io::Result<()> {

@@ -43,8 +43,6 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 const OLLAMA_REPLY: &str = "Hello from the fake Ollama.";
@@ -1078,59 +1076,14 @@ fn compaction_with_tools_keeps_requests_within_the_context() {
 /// Not 8089 (a developer's) nor 18089/18090 (the other real-model tests).
 const REAL_PORT: u16 = 18091;
 
-struct Server {
-    script: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(REAL_PORT.to_string())
-            .status();
-    }
-}
-
 #[test]
 fn real_model_gets_a_remembered_fact_and_answers() {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/llm/serve-smollm2.sh");
-    if !script.is_file() {
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !!! SKIPPED real_model_gets_a_remembered_fact_and_answers: {} not found.\n\
-             !!! This test needs ../shared/llm beside the repository.\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
-            script.display()
-        );
+    let Some(server) = RealModel::start("real_model_gets_a_remembered_fact_and_answers", REAL_PORT)
+    else {
         return;
-    }
-    let server = Server {
-        script: script.clone(),
     };
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(REAL_PORT.to_string())
-        .output()
-        .expect("run serve-smollm2.sh");
-    assert!(
-        out.status.success(),
-        "{} {REAL_PORT} failed with {}\nstdout:\n{}\nstderr:\n{}",
-        script.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 
-    let d = Daemon::builder()
-        .table(&format!(
-            "[providers.llamacpp]\nbase_url = \"http://127.0.0.1:{REAL_PORT}/v1\"\n"
-        ))
-        .set("default_model", "\"llamacpp/smollm2\"")
-        .set("llm_read_timeout_secs", "60")
-        .set("max_reply_tokens", "48")
-        .set("llm_connect_timeout_secs", "5")
-        .start();
+    let d = server.daemon().start();
     let mut c = d.client();
     c.create("real");
     remember(&mut c, Some("real"), "My cat is called Miso");

@@ -39,7 +39,6 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// A line of each fixture body, as it appears in the `SKILL.md` file.
@@ -723,61 +722,16 @@ fn pin_errors_unknown_skill_and_unknown_session() {
 /// Not 8089 (a developer's server) nor 18089 (`real_model.rs`).
 const REAL_PORT: u16 = 18090;
 
-/// Stops the server when the test ends, however it ends.
-struct Server {
-    script: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(REAL_PORT.to_string())
-            .status();
-    }
-}
-
 #[test]
 fn real_model_joke_request_activates_joke_teller_and_streams() {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/llm/serve-smollm2.sh");
-    if !script.is_file() {
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !!! SKIPPED real_model_joke_request_activates_joke_teller_and_streams:\n\
-             !!! {} not found.\n\
-             !!! This test needs ../shared/llm beside the repository.\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
-            script.display()
-        );
+    let Some(server) = RealModel::start(
+        "real_model_joke_request_activates_joke_teller_and_streams",
+        REAL_PORT,
+    ) else {
         return;
-    }
-    let server = Server {
-        script: script.clone(),
     };
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(REAL_PORT.to_string())
-        .output()
-        .expect("run serve-smollm2.sh");
-    assert!(
-        out.status.success(),
-        "{} {REAL_PORT} failed with {}\nstdout:\n{}\nstderr:\n{}",
-        script.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 
-    let mut d = Daemon::builder()
-        .table(&format!(
-            "[providers.llamacpp]\nbase_url = \"http://127.0.0.1:{REAL_PORT}/v1\"\n"
-        ))
-        .set("default_model", "\"llamacpp/smollm2\"")
-        .set("llm_read_timeout_secs", "60")
-        .set("max_reply_tokens", "48")
-        .set("llm_connect_timeout_secs", "5")
-        .prepare();
+    let mut d = server.daemon().prepare();
     let skills = d.dir().join("skills");
     fs::create_dir_all(&skills).unwrap();
     install(&skills, "joke-teller");

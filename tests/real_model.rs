@@ -12,69 +12,19 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 /// Not the developer's usual 8089, so a running dev server is left alone.
 const PORT: u16 = 18089;
 
-/// Stops the server when the test ends, however it ends.
-struct Server {
-    script: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(PORT.to_string())
-            .status();
-    }
-}
-
 #[test]
 fn real_model_streams_a_reply_and_persists_the_turn() {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/llm/serve-smollm2.sh");
-    if !script.is_file() {
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !!! SKIPPED real_model: {} not found.\n\
-             !!! This test needs ../shared/llm beside the repository.\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
-            script.display()
-        );
+    let Some(server) = RealModel::start("real_model_streams_a_reply_and_persists_the_turn", PORT)
+    else {
         return;
-    }
-    let server = Server {
-        script: script.clone(),
     };
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(PORT.to_string())
-        .output()
-        .expect("run serve-smollm2.sh");
-    assert!(
-        out.status.success(),
-        "{} {PORT} failed with {}\nstdout:\n{}\nstderr:\n{}",
-        script.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 
-    let d = Daemon::builder()
-        .table(&format!(
-            "[providers.llamacpp]\nbase_url = \"http://127.0.0.1:{PORT}/v1\"\n"
-        ))
-        .set("default_model", "\"llamacpp/smollm2\"")
-        // A CPU model is slower than the fake: allow it time between tokens.
-        .set("llm_read_timeout_secs", "60")
-        // Bounded replies keep the test short on a busy 2-core machine.
-        .set("max_reply_tokens", "48")
-        .set("llm_connect_timeout_secs", "5")
-        .start();
+    let d = server.daemon().start();
     let mut c = d.client();
     assert_has(
         &c.create("real"),

@@ -19,10 +19,12 @@
 mod client;
 mod daemon;
 mod fake_llm;
+mod real_model;
 
 pub use client::{Client, Turn};
 pub use daemon::{Builder, Daemon, Exited};
 pub use fake_llm::{dead_port, ollama_stream, openai_stream, FakeLlm, Recorded, Reply};
+pub use real_model::RealModel;
 
 pub use serde_json::{json, Value};
 
