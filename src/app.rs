@@ -129,6 +129,7 @@ fn fail(code: u8) -> impl Fn(String) -> Failure {
 
 fn run(config_arg: Option<PathBuf>) -> Result<(), Failure> {
     let signals = block_signals();
+    raise_fd_limit();
     let home = home::home_dir().ok_or_else(|| fail(2)(config::ConfigError::NoHome.to_string()))?;
     let config_path = paths::config_file(config_arg.as_deref(), &home);
     let loaded = config::load_or_create(&config_path).map_err(|e| fail(2)(e.to_string()))?;
@@ -180,6 +181,20 @@ fn shutdown(daemon: &Daemon) {
         log::warn!("cannot remove {}: {e}", daemon.paths.socket.display());
     }
     log::info!("stopped");
+}
+
+/// Raises the soft limit of open files to the hard one: each client holds
+/// a descriptor, and the usual soft limit (1024) is below what
+/// `max_connections` allows once files and provider sockets are counted.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// Blocks SIGTERM, SIGINT and SIGHUP in this thread and every thread it

@@ -447,18 +447,21 @@ impl Config {
 
 /// The text written on first run: every key, commented out at its default,
 /// under its explanation.
+///
+/// Values are written as JSON, which is valid TOML for every scalar and
+/// array this config has (strings, numbers, booleans, lists of them): that
+/// spares the binary toml's serializer.
 pub fn default_file() -> String {
-    let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
     let mut out = String::from(
         "# Ruster configuration. Every key is shown commented out at its default;\n\
          # uncomment and edit to change it. `~` is your home directory.\n",
     );
     for (key, doc) in KEYS {
         out.push_str(&format!("\n# {doc}\n"));
-        if let Some(value) = defaults.get(*key) {
-            if !value.as_table().is_some_and(|t| t.is_empty()) {
-                out.push_str(&format!("# {key} = {value}\n"));
-            }
+        match defaults.get(*key) {
+            None | Some(serde_json::Value::Null | serde_json::Value::Object(_)) => {}
+            Some(value) => out.push_str(&format!("# {key} = {value}\n")),
         }
     }
     out
@@ -499,14 +502,26 @@ mod tests {
     }
 
     #[test]
+    fn uncommented_defaults_are_valid_toml_of_the_defaults() {
+        let text: String = default_file()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| KEYS.iter().any(|(k, _)| l.starts_with(&format!("{k} = "))))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (config, warnings) = parse(&text).unwrap();
+        assert_eq!(config, Config::default(), "{text}");
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
     fn keys_list_matches_struct() {
-        let table = toml::Table::try_from(Config::default()).unwrap();
+        let value = serde_json::to_value(Config::default()).unwrap();
+        let table = value.as_object().unwrap();
         for key in table.keys() {
             assert!(KEYS.iter().any(|(k, _)| k == key), "KEYS lacks {key}");
         }
-        // proxy_url, proxy_token, quiet_hours and embedding_model are None
-        // by default and so absent from the table.
-        assert_eq!(KEYS.len(), table.len() + 4);
+        assert_eq!(KEYS.len(), table.len());
     }
 
     #[test]

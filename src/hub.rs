@@ -14,7 +14,7 @@ use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::RwLock;
 
 use crate::protocol::{Event, RequestId};
@@ -25,8 +25,9 @@ pub type Line = Arc<str>;
 
 struct Conn {
     tx: Sender<Line>,
-    /// A handle on the socket, to shut it down from any thread.
-    stream: UnixStream,
+    /// The socket, shared with the connection's threads (one descriptor
+    /// per client), to shut it down from any thread.
+    stream: Arc<UnixStream>,
     sessions: HashSet<String>,
 }
 
@@ -51,8 +52,12 @@ impl Hub {
     }
 
     /// Registers a connection; its writer thread drains the returned queue.
-    pub fn register(&self, id: ConnId, stream: UnixStream) -> Receiver<Line> {
-        let (tx, rx) = bounded(self.queue_len);
+    ///
+    /// The queue is unbounded in type but limited by [`push`] to
+    /// `queue_len`: a bounded channel would allocate all its slots up
+    /// front (96 KiB per idle client at the default 4096).
+    pub fn register(&self, id: ConnId, stream: Arc<UnixStream>) -> Receiver<Line> {
+        let (tx, rx) = unbounded();
         self.table.write().conns.insert(
             id,
             Conn {
@@ -128,7 +133,7 @@ impl Hub {
         let failed = {
             let t = self.table.read();
             match t.conns.get(&conn) {
-                Some(c) => push(&c.tx, &line).then_some(conn),
+                Some(c) => push(&c.tx, &line, self.queue_len).then_some(conn),
                 None => None,
             }
         };
@@ -146,7 +151,11 @@ impl Hub {
             };
             let failed = set
                 .iter()
-                .filter(|c| t.conns.get(c).is_some_and(|conn| push(&conn.tx, &line)))
+                .filter(|c| {
+                    t.conns
+                        .get(c)
+                        .is_some_and(|conn| push(&conn.tx, &line, self.queue_len))
+                })
                 .copied()
                 .collect::<Vec<_>>();
             (set.len() - failed.len(), failed)
@@ -164,7 +173,7 @@ impl Hub {
             let t = self.table.read();
             t.conns
                 .iter()
-                .filter(|(_, c)| push(&c.tx, &line))
+                .filter(|(_, c)| push(&c.tx, &line, self.queue_len))
                 .map(|(id, _)| *id)
                 .collect()
         };
@@ -185,12 +194,7 @@ impl Hub {
     /// Disconnects a client whose queue is full: it stopped reading.
     fn drop_slow(&self, conn: Option<ConnId>) {
         let Some(conn) = conn else { return };
-        let stream = self
-            .table
-            .read()
-            .conns
-            .get(&conn)
-            .and_then(|c| c.stream.try_clone().ok());
+        let stream = self.table.read().conns.get(&conn).map(|c| c.stream.clone());
         if let Some(stream) = stream {
             log::warn!(
                 "connection {conn}: more than {} events queued (the client stopped reading); disconnecting it",
@@ -204,8 +208,12 @@ impl Hub {
 
 /// Pushes without blocking; `true` when the queue is full (a slow client).
 /// A disconnected queue means the connection is going away anyway.
-fn push(tx: &Sender<Line>, line: &Line) -> bool {
-    matches!(tx.try_send(line.clone()), Err(TrySendError::Full(_)))
+fn push(tx: &Sender<Line>, line: &Line, limit: usize) -> bool {
+    if tx.len() >= limit {
+        return true;
+    }
+    let _ = tx.send(line.clone());
+    false
 }
 
 #[cfg(test)]
@@ -217,8 +225,8 @@ mod tests {
         let hub = Hub::new(2);
         let (a, _a_peer) = UnixStream::pair().unwrap();
         let (b, b_peer) = UnixStream::pair().unwrap();
-        let ra = hub.register(1, a);
-        let rb = hub.register(2, b);
+        let ra = hub.register(1, Arc::new(a));
+        let rb = hub.register(2, Arc::new(b));
         hub.subscribe(1, "s");
         hub.publish("s", &Event::Pong, None);
         assert_eq!(&*ra.try_recv().unwrap(), "{\"event\":\"pong\"}\n");

@@ -215,11 +215,10 @@ fn reject(mut stream: UnixStream, code: ErrorCode, message: &str) {
 
 /// Serves one client: reads request lines and dispatches them.
 fn connection(daemon: &Arc<Daemon>, id: ConnId, stream: UnixStream) {
-    let (Ok(for_hub), Ok(for_writer)) = (stream.try_clone(), stream.try_clone()) else {
-        log::warn!("connection {id}: cannot clone the socket");
-        return;
-    };
-    let rx = daemon.hub.register(id, for_hub);
+    // One descriptor per client: the reader, the writer and the hub share it.
+    let stream = Arc::new(stream);
+    let for_writer = stream.clone();
+    let rx = daemon.hub.register(id, stream.clone());
     let writer = std::thread::Builder::new()
         .name(format!("write-{id}"))
         .stack_size(WRITER_STACK)
@@ -236,7 +235,7 @@ fn connection(daemon: &Arc<Daemon>, id: ConnId, stream: UnixStream) {
     let (turns, turns_done) = crossbeam_channel::bounded::<()>(0);
     let client = Client { id, turns };
     let max = daemon.config().max_line_bytes;
-    let mut lines = LineReader::new(BufReader::with_capacity(8 << 10, stream), max);
+    let mut lines = LineReader::new(BufReader::with_capacity(8 << 10, &*stream), max);
     loop {
         match lines.next_line() {
             Ok(Some(Ok(line))) => {
@@ -295,9 +294,9 @@ fn connection(daemon: &Arc<Daemon>, id: ConnId, stream: UnixStream) {
 }
 
 /// Writes queued lines until every sender is gone, then shuts the socket.
-fn write_loop(stream: UnixStream, rx: &Receiver<Line>) {
+fn write_loop(stream: Arc<UnixStream>, rx: &Receiver<Line>) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let mut out = BufWriter::with_capacity(8 << 10, &stream);
+    let mut out = BufWriter::with_capacity(8 << 10, &*stream);
     for line in rx {
         if out.write_all(line.as_bytes()).is_err() {
             break;

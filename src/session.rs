@@ -213,7 +213,7 @@ impl Session {
             let msgs = load_history(&self.dir);
             if msgs.len() != state.meta.messages {
                 state.meta.messages = msgs.len();
-                let _ = write_meta(&self.dir, &state.meta);
+                let _ = write_meta(&self.dir, &state.meta, true);
             }
             state.history = Some(msgs);
         }
@@ -245,13 +245,13 @@ impl Session {
         let index = history.len() - 1;
         state.meta.messages = index + 1;
         state.meta.updated_at = now_rfc3339();
-        write_meta(&self.dir, &state.meta)?;
+        write_meta(&self.dir, &state.meta, false)?;
         Ok(index)
     }
 
     /// Replaces the meta (model, system prompt) and writes it.
     pub fn save_meta(&self, state: &State) -> io::Result<()> {
-        write_meta(&self.dir, &state.meta)
+        write_meta(&self.dir, &state.meta, true)
     }
 
     /// Appends one human-readable line to `activity.log`; failures are
@@ -362,7 +362,7 @@ impl SessionStore {
         let dir = self.root.join(id);
         fs::create_dir_all(&dir)?;
         let meta = Meta::new(model, system);
-        write_meta(&dir, &meta)?;
+        write_meta(&dir, &meta, true)?;
         let session = Arc::new(Session {
             id: id.to_string(),
             dir,
@@ -462,18 +462,30 @@ fn read_meta(dir: &Path, default_model: &str) -> Meta {
     Meta::new(default_model, None)
 }
 
-fn write_meta(dir: &Path, meta: &Meta) -> io::Result<()> {
+/// Writes `meta.json`. `durable: false` (no fsync) is for the rewrite after
+/// every message, which happens before the model is called: what changes
+/// there (the count and update time) is rebuilt from `history.jsonl` on
+/// load, and the rename keeps the file whole.
+fn write_meta(dir: &Path, meta: &Meta, durable: bool) -> io::Result<()> {
     let bytes = serde_json::to_vec_pretty(meta)?;
-    write_atomic(&dir.join("meta.json"), &bytes)
+    write_replace(&dir.join("meta.json"), &bytes, durable)
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves the old or the new
 /// content, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_replace(path, bytes, true)
+}
+
+/// Writes `tmp` then renames it over `path`; `durable` adds an fsync
+/// before the rename (milliseconds on an SD card).
+fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    if durable {
+        f.sync_all()?;
+    }
     fs::rename(&tmp, path)
 }
 

@@ -20,8 +20,10 @@ pub mod types;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
 use std::time::Duration;
+use ureq::tls::{RootCerts, TlsConfig};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
@@ -229,27 +231,27 @@ struct Settings {
 /// an `Arc`.
 #[derive(Clone)]
 pub struct Llm {
-    agent: ureq::Agent,
+    /// Built on first use: loading the system's CA certificates costs a few
+    /// milliseconds that start-up need not pay, nor a daemon that only
+    /// talks to local models over plain HTTP.
+    agent: Arc<OnceLock<ureq::Agent>>,
+    timeouts: (Duration, Duration),
     settings: Settings,
     providers: BTreeMap<String, Provider>,
 }
 
 impl Llm {
     pub fn new(config: &Config) -> Llm {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(config.llm_connect_timeout_secs)))
-            .timeout_recv_response(Some(Duration::from_secs(config.llm_read_timeout_secs)))
-            .timeout_recv_body(Some(Duration::from_secs(MAX_BODY_SECS)))
-            .http_status_as_error(false)
-            .user_agent(concat!("ruster/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
         let proxy_token = std::env::var("RUSTER_PROXY_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())
             .or_else(|| config.proxy_token.clone());
         Llm {
-            agent,
+            agent: Arc::new(OnceLock::new()),
+            timeouts: (
+                Duration::from_secs(config.llm_connect_timeout_secs),
+                Duration::from_secs(config.llm_read_timeout_secs),
+            ),
             settings: Settings {
                 retries: config.llm_retries,
                 retry_base: Duration::from_millis(config.llm_retry_base_ms),
@@ -264,6 +266,27 @@ impl Llm {
             },
             providers: providers(config),
         }
+    }
+
+    /// The HTTP agent, built the first time a provider is called.
+    fn agent(&self) -> &ureq::Agent {
+        self.agent.get_or_init(|| {
+            let tls = TlsConfig::builder()
+                .unversioned_rustls_crypto_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .root_certs(RootCerts::new_with_certs(&system_roots()))
+                .build();
+            ureq::Agent::config_builder()
+                .timeout_connect(Some(self.timeouts.0))
+                .timeout_recv_response(Some(self.timeouts.1))
+                .timeout_recv_body(Some(Duration::from_secs(MAX_BODY_SECS)))
+                .http_status_as_error(false)
+                .user_agent(concat!("ruster/", env!("CARGO_PKG_VERSION")))
+                .tls_config(tls)
+                .build()
+                .into()
+        })
     }
 
     /// Resolves a model string against the provider table.
@@ -333,7 +356,7 @@ impl Llm {
         let url = self.url_for(&target.provider, endpoint);
         let body = serde_json::json!({"model": target.model, "input": texts});
         let mut req = self
-            .agent
+            .agent()
             .post(&url)
             .header("Content-Type", "application/json")
             .header("Accept", "application/json");
@@ -400,7 +423,7 @@ impl Llm {
             Kind::OpenAi => openai::request_body(&req),
         };
         let call = Call {
-            agent: self.agent.clone(),
+            agent: self.agent().clone(),
             url: self.url(&target.provider),
             bearer: self.bearer(&target.provider),
             body: serde_json::to_vec(&body).unwrap_or_default(),
@@ -457,6 +480,46 @@ fn parse_embeddings(kind: Kind, bytes: &[u8]) -> Result<Vec<Vec<f32>>, String> {
         return Err("malformed embeddings answer: an empty vector".into());
     }
     Ok(vectors)
+}
+
+/// Where Linux distributions keep their CA bundle, most common first.
+const CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Arch, Raspberry Pi OS
+    "/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
+    "/etc/ssl/cert.pem",                  // Alpine, Arch, macOS-like layouts
+    "/etc/ssl/ca-bundle.pem",             // openSUSE
+];
+
+/// The system's trusted CA certificates (`SSL_CERT_FILE` first). Using
+/// them instead of a bundled root list keeps the binary small and follows
+/// the distribution's updates. None found: HTTPS calls fail with a
+/// certificate error, and the log says why.
+fn system_roots() -> Vec<ureq::tls::Certificate<'static>> {
+    let env = std::env::var("SSL_CERT_FILE").ok();
+    let candidates = env
+        .iter()
+        .map(String::as_str)
+        .chain(CA_BUNDLES.iter().copied());
+    for path in candidates {
+        let Ok(pem) = std::fs::read(path) else {
+            continue;
+        };
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if !certs.is_empty() {
+            log::debug!("{} CA certificates from {path}", certs.len());
+            return certs;
+        }
+    }
+    log::warn!(
+        "no CA certificates found ({} or SSL_CERT_FILE): HTTPS providers will fail; install ca-certificates",
+        CA_BUNDLES.join(", ")
+    );
+    Vec::new()
 }
 
 /// The path part of a URL (`http://h:1/v1` → `/v1`), for proxy routing.
