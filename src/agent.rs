@@ -7,6 +7,8 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, bounded, never, select, Receiver};
@@ -631,6 +633,77 @@ fn run_tools(
     }
 }
 
+/// Publishes a streamed turn's deltas from the provider's reader thread,
+/// one thread hop closer to the client than the turn's own loop. A gate
+/// closes it when the turn's round ends, so nothing is published after the
+/// terminal event, and the text it let through is exactly what is stored.
+struct Relay {
+    gate: Arc<Mutex<RelayState>>,
+    hub: Arc<crate::hub::Hub>,
+    session: String,
+    id: Option<crate::protocol::RequestId>,
+}
+
+struct RelayState {
+    open: bool,
+    text: String,
+}
+
+impl Relay {
+    fn new(d: &Daemon, s: &Session, turn: &QueuedTurn) -> Relay {
+        Relay {
+            gate: Arc::new(Mutex::new(RelayState {
+                open: true,
+                text: String::new(),
+            })),
+            hub: d.hub.clone(),
+            session: s.id.clone(),
+            id: turn.id.clone(),
+        }
+    }
+
+    fn sink(&self) -> crate::llm::Sink {
+        let (gate, hub, session, id) = (
+            self.gate.clone(),
+            self.hub.clone(),
+            self.session.clone(),
+            self.id.clone(),
+        );
+        Box::new(move |delta| {
+            let mut state = gate.lock();
+            if !state.open {
+                return;
+            }
+            let event = match delta {
+                Delta::Text(text) => {
+                    state.text.push_str(text);
+                    Event::Response {
+                        session_id: session.clone(),
+                        delta: text.clone(),
+                        done: false,
+                        finish_reason: None,
+                        usage: None,
+                    }
+                }
+                Delta::Thinking(text) => Event::Thinking {
+                    session_id: session.clone(),
+                    delta: text.clone(),
+                },
+                _ => return,
+            };
+            // Under the gate, so a close waits for a publish in flight.
+            hub.publish(&session, &event, id.as_ref());
+        })
+    }
+
+    /// Stops publishing; returns the text published.
+    fn close(self) -> String {
+        let mut state = self.gate.lock();
+        state.open = false;
+        std::mem::take(&mut state.text)
+    }
+}
+
 /// What one request to the model produced.
 struct Round {
     outcome: Outcome,
@@ -666,13 +739,14 @@ fn stream_round(
     streamed: bool,
     reply: &mut String,
 ) -> Round {
-    let id = turn.id.as_ref();
     let provider = &turn.target.provider.name;
     let mut usage: Option<Usage> = None;
     let mut calls = ToolCallAccumulator::new();
     let mut rejected_tools = false;
     let mut context_overflow = false;
-    let outcome = match d.llm.complete(&turn.target, messages, tools) {
+    let relay = streamed.then(|| Relay::new(d, s, turn));
+    let sink = relay.as_ref().map(Relay::sink);
+    let outcome = match d.llm.complete(&turn.target, messages, tools, sink) {
         Err(e) => Outcome::Failed(
             ErrorCode::Internal,
             format!("cannot start the provider call: {e}"),
@@ -689,24 +763,11 @@ fn stream_round(
                     recv(completion.rx) -> msg => match msg {
                         Ok(StreamMsg::Started) => streaming = true,
                         Ok(StreamMsg::Delta(delta)) => match delta {
-                            Delta::Text(text) => {
+                            // Published by the relay on the reader thread.
+                            Delta::Text(text) => if !streamed {
                                 reply.push_str(&text);
-                                if streamed {
-                                    d.hub.publish(&s.id, &Event::Response {
-                                        session_id: s.id.clone(),
-                                        delta: text,
-                                        done: false,
-                                        finish_reason: None,
-                                        usage: None,
-                                    }, id);
-                                }
-                            }
-                            Delta::Thinking(text) => if streamed {
-                                d.hub.publish(&s.id, &Event::Thinking {
-                                    session_id: s.id.clone(),
-                                    delta: text,
-                                }, id);
                             },
+                            Delta::Thinking(_) => {}
                             Delta::ToolCall { index, id, name, arguments } => calls.push(index, id, name, &arguments),
                             Delta::Usage(u) => usage = Some(u),
                             Delta::Finish(r) => finish = Some(r),
@@ -741,6 +802,11 @@ fn stream_round(
             }
         }
     };
+    // Close the relay before anything else is published for this turn, and
+    // keep exactly the text it let through.
+    if let Some(relay) = relay {
+        reply.push_str(&relay.close());
+    }
     Round {
         outcome,
         calls: calls.finish(),

@@ -53,7 +53,7 @@ pub struct Daemon {
     config: RwLock<Arc<Config>>,
     pub config_path: PathBuf,
     pub paths: Paths,
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     pub store: SessionStore,
     pub llm: Llm,
     started: Instant,
@@ -93,7 +93,7 @@ impl Daemon {
             e.refresh_skills(&skills);
         }
         Ok(Daemon {
-            hub: Hub::new(config.max_queued_events),
+            hub: Arc::new(Hub::new(config.max_queued_events)),
             llm,
             embedder,
             store,

@@ -404,12 +404,16 @@ impl Llm {
         Ok(vectors)
     }
 
-    /// Starts one streamed completion on a reader thread.
+    /// Starts one streamed completion on a reader thread. `sink`, when
+    /// given, sees every text and reasoning delta on that thread as it is
+    /// parsed, before the turn does: the shortest path from the provider's
+    /// socket to the clients'.
     pub fn complete(
         &self,
         target: &Target,
         messages: &[ChatMessage],
         tools: &[ToolSpec],
+        sink: Option<Sink>,
     ) -> std::io::Result<Completion> {
         let req = ChatRequest {
             model: &target.model,
@@ -440,7 +444,7 @@ impl Llm {
             // ureq with rustls needs more than the tiny stacks of the
             // socket threads; untouched stack pages cost no memory.
             .stack_size(512 << 10)
-            .spawn(move || call.run(&tx, &stop2))?;
+            .spawn(move || call.run(Forward { tx, sink }, &stop2))?;
         Ok(Completion { rx, stop })
     }
 }
@@ -590,7 +594,8 @@ struct Call {
 }
 
 impl Call {
-    fn run(self, tx: &Sender<StreamMsg>, stop: &AtomicBool) {
+    fn run(self, mut out: Forward, stop: &AtomicBool) {
+        let tx = &out.tx.clone();
         let response = match self.request(stop) {
             Ok(r) => r,
             Err(e) => {
@@ -603,8 +608,8 @@ impl Call {
         }
         let reader = BufReader::with_capacity(8 << 10, response.into_body().into_reader());
         let result = match self.kind {
-            Kind::Ollama => read_ndjson(reader, tx),
-            Kind::OpenAi => read_sse(reader, tx),
+            Kind::Ollama => read_ndjson(reader, &mut out),
+            Kind::OpenAi => read_sse(reader, &mut out),
         };
         let _ = tx.send(match result {
             Ok(()) => StreamMsg::Eof,
@@ -701,8 +706,27 @@ fn describe(e: &ureq::Error) -> String {
     }
 }
 
+/// Sees text and reasoning deltas on the reader thread (see [`Llm::complete`]).
+pub type Sink = Box<dyn FnMut(&Delta) + Send>;
+
+/// Where parsed deltas go: the optional sink first, then the turn.
+struct Forward {
+    tx: Sender<StreamMsg>,
+    sink: Option<Sink>,
+}
+
+impl Forward {
+    /// `false` when the turn stopped listening.
+    fn send(&mut self, d: Delta) -> bool {
+        if let (Some(sink), Delta::Text(_) | Delta::Thinking(_)) = (self.sink.as_mut(), &d) {
+            sink(&d);
+        }
+        self.tx.send(StreamMsg::Delta(d)).is_ok()
+    }
+}
+
 /// Relays an Ollama NDJSON stream.
-fn read_ndjson(mut reader: impl BufRead, tx: &Sender<StreamMsg>) -> Result<(), LlmError> {
+fn read_ndjson(mut reader: impl BufRead, out: &mut Forward) -> Result<(), LlmError> {
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -725,7 +749,7 @@ fn read_ndjson(mut reader: impl BufRead, tx: &Sender<StreamMsg>) -> Result<(), L
         let deltas = ollama::parse_line(&line)
             .map_err(|e| LlmError::Stream(format!("malformed stream line: {e}")))?;
         for d in deltas {
-            if tx.send(StreamMsg::Delta(d)).is_err() {
+            if !out.send(d) {
                 return Ok(());
             }
         }
@@ -733,7 +757,7 @@ fn read_ndjson(mut reader: impl BufRead, tx: &Sender<StreamMsg>) -> Result<(), L
 }
 
 /// Relays an OpenAI-style SSE stream.
-fn read_sse(reader: impl BufRead, tx: &Sender<StreamMsg>) -> Result<(), LlmError> {
+fn read_sse(reader: impl BufRead, out: &mut Forward) -> Result<(), LlmError> {
     let mut events = sse::SseReader::new(reader, MAX_STREAM_LINE);
     loop {
         let ev = match events.next_event() {
@@ -745,7 +769,7 @@ fn read_sse(reader: impl BufRead, tx: &Sender<StreamMsg>) -> Result<(), LlmError
             .map_err(|e| LlmError::Stream(format!("malformed stream event: {e}")))?;
         for d in deltas {
             let done = d == Delta::Done;
-            if tx.send(StreamMsg::Delta(d)).is_err() || done {
+            if !out.send(d) || done {
                 return Ok(());
             }
         }
