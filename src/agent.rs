@@ -323,9 +323,11 @@ fn recall(d: &Daemon, s: &Session, st: &mut State, query: &str) -> Option<String
         let timeout = Duration::from_secs(d.config().embedding_timeout_secs);
         e.query(query, missing, timeout).map(|v| (e, v))
     });
-    let global = d.global_memory.lock();
-    let found = crate::memory::search_with(
-        &[(own.items(), false), (global.items(), true)],
+    own.prepare();
+    let mut global = d.global_memory.lock();
+    global.prepare();
+    let found = crate::memory::search_sets(
+        &[own.set(false), global.set(true)],
         query,
         crate::memory::RECALL_THRESHOLD,
         &|m| semantic.as_ref().and_then(|(e, v)| e.memory_score(v, m)),
