@@ -480,7 +480,7 @@ fn budget(d: &Daemon, model: &str) -> usize {
     let config = d.config();
     let window = (config.context_tokens - config.reply_reserve_tokens) as usize;
     let tools = if d.tools_for(model) {
-        tools::specs_tokens()
+        tools::specs_tokens(&config)
     } else {
         0
     };
@@ -518,7 +518,7 @@ fn run_turn(
     let mut reply = String::new();
     let mut usage = None;
     let specs = if d.tools_for(&turn.model) {
-        tools::specs()
+        tools::specs(&d.config())
     } else {
         Vec::new()
     };

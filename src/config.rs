@@ -50,6 +50,10 @@ pub struct Config {
     /// Seconds one turn waits for its message's embedding before it matches
     /// lexically only. Defaults to 3.
     pub embedding_timeout_secs: u64,
+    /// Let models run scripts from skill folders (`run_skill_script`). Defaults to false.
+    pub allow_skill_scripts: bool,
+    /// Seconds a skill script may run before it is killed. Defaults to 30.
+    pub skill_script_timeout_secs: u64,
     /// Offer the built-in tools to models. Defaults to true.
     pub tools_enabled: bool,
     /// Models (`provider/model`) never offered tools. Defaults to none.
@@ -120,6 +124,8 @@ impl Default for Config {
             max_active_skills: 3,
             embedding_model: None,
             embedding_timeout_secs: 3,
+            allow_skill_scripts: false,
+            skill_script_timeout_secs: 30,
             tools_enabled: true,
             models_without_tools: Vec::new(),
             max_tool_rounds: 4,
@@ -164,6 +170,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("max_active_skills", "Most skills active in one turn, explicit and pinned ones included."),
     ("embedding_model", "Embedding model (provider/model, like \"ollama/nomic-embed-text\" or\n# \"openai/text-embedding-3-small\") blended into skill matching and memory recall;\n# skill vectors are cached in <data_dir>/state/embeddings.json (unset: lexical only;\n# a change needs a restart)."),
     ("embedding_timeout_secs", "Seconds a turn waits for its message's embedding before matching lexically only."),
+    ("allow_skill_scripts", "Let models run scripts from skill folders (run_skill_script): no shell, empty environment, output capped."),
+    ("skill_script_timeout_secs", "Seconds a skill script may run before it is killed."),
     ("tools_enabled", "Offer the built-in tools (remember, recall, current_time, activate_skill, ...) to models."),
     ("models_without_tools", "Models never offered tools, like [\"ollama/gemma:2b\"] (others that reject them are found out once)."),
     ("max_tool_rounds", "Tool-call rounds in one turn before it ends with finish_reason tool_limit."),

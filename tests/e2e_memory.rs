@@ -1108,3 +1108,88 @@ fn real_model_gets_a_remembered_fact_and_answers() {
     );
     drop(server);
 }
+
+// ------------------------------------------------------- skill scripts
+
+/// A skill with `scripts/hello.sh`, installed into a prepared daemon.
+fn daemon_with_script_skill(llm: &FakeLlm, allow: bool) -> Daemon {
+    let mut d = Daemon::builder()
+        .ollama(llm)
+        .set("allow_skill_scripts", if allow { "true" } else { "false" })
+        .prepare();
+    let skill = d.dir().join("skills/greeter");
+    fs::create_dir_all(skill.join("scripts")).unwrap();
+    fs::write(
+        skill.join("SKILL.md"),
+        "---\nname: greeter\ndescription: Greets people by name with a script.\n---\n\nRun scripts/hello.sh NAME.\n",
+    )
+    .unwrap();
+    fs::write(
+        skill.join("scripts/hello.sh"),
+        "echo \"hello $1 from $(basename \"$PWD\")\"\n",
+    )
+    .unwrap();
+    let config = fs::read_to_string(d.config_path()).unwrap();
+    let dirs = serde_json::to_string(&d.dir().join("skills").to_string_lossy()).unwrap();
+    d.write_config(&format!("skills_dirs = [{dirs}]\n{config}"));
+    d.launch();
+    d
+}
+
+#[test]
+fn skill_scripts_run_only_when_allowed_in_the_skill_folder() {
+    let call = || {
+        ollama_calls(&[(
+            "run_skill_script",
+            json!({"skill": "greeter", "path": "scripts/hello.sh", "args": ["Ada; rm -rf /"]}),
+        )])
+    };
+
+    // Off (the default): not offered, and refused if called anyway.
+    let llm = FakeLlm::ollama();
+    let d = daemon_with_script_skill(&llm, false);
+    llm.push(call());
+    let mut c = d.client();
+    c.create("g");
+    let t = send(&mut c, "g", "greet Ada", "g1");
+    t.assert_done("stop");
+    let offered: Vec<String> = llm.requests()[0].body["tools"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["function"]["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !offered.contains(&"run_skill_script".to_string()),
+        "{offered:?}"
+    );
+    let result = tool_events(&t)[0]["result"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        result.starts_with("error:") && result.contains("allow_skill_scripts"),
+        "{result}"
+    );
+
+    // On: offered, run without a shell (the argument arrives verbatim) in
+    // the skill's folder.
+    let llm = FakeLlm::ollama();
+    let d = daemon_with_script_skill(&llm, true);
+    llm.push(call());
+    let mut c = d.client();
+    c.create("g");
+    let t = send(&mut c, "g", "greet Ada", "g2");
+    t.assert_done("stop");
+    let result = tool_events(&t)[0]["result"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(result.starts_with("exit code 0"), "{result}");
+    assert!(
+        result.contains("hello Ada; rm -rf / from greeter"),
+        "{result}"
+    );
+}

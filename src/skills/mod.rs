@@ -423,6 +423,28 @@ impl Catalog {
     /// folder once symlinks are resolved, be a regular file of at most
     /// [`MAX_READ_BYTES`], and be UTF-8 text.
     pub fn read_file(&self, skill_name: &str, rel_path: &str) -> Result<String, String> {
+        let path = self.resolve(skill_name, rel_path)?;
+        let meta = fs::metadata(&path).map_err(|e| format!("'{rel_path}': {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("'{rel_path}' is not a file"));
+        }
+        if meta.len() > MAX_READ_BYTES {
+            return Err(format!(
+                "'{rel_path}' is {} bytes, over the {MAX_READ_BYTES}-byte limit",
+                meta.len()
+            ));
+        }
+        let bytes = read_capped(&path, MAX_READ_BYTES)?;
+        let text = String::from_utf8(bytes).map_err(|_| format!("'{rel_path}' is not text"))?;
+        if text.contains('\0') {
+            return Err(format!("'{rel_path}' is not text"));
+        }
+        Ok(text)
+    }
+
+    /// The skill's folder, and `rel_path` inside it: relative with no
+    /// `..`, and still inside once symlinks are resolved.
+    pub fn resolve(&self, skill_name: &str, rel_path: &str) -> Result<PathBuf, String> {
         let skill = self
             .get(skill_name)
             .ok_or_else(|| format!("no skill named '{skill_name}'"))?;
@@ -447,22 +469,7 @@ impl Catalog {
         if !path.starts_with(&root) {
             return Err(format!("'{rel_path}' leads outside the skill's folder"));
         }
-        let meta = fs::metadata(&path).map_err(|e| format!("'{rel_path}': {e}"))?;
-        if !meta.is_file() {
-            return Err(format!("'{rel_path}' is not a file"));
-        }
-        if meta.len() > MAX_READ_BYTES {
-            return Err(format!(
-                "'{rel_path}' is {} bytes, over the {MAX_READ_BYTES}-byte limit",
-                meta.len()
-            ));
-        }
-        let bytes = read_capped(&path, MAX_READ_BYTES)?;
-        let text = String::from_utf8(bytes).map_err(|_| format!("'{rel_path}' is not text"))?;
-        if text.contains('\0') {
-            return Err(format!("'{rel_path}' is not text"));
-        }
-        Ok(text)
+        Ok(path)
     }
 }
 

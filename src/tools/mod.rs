@@ -12,6 +12,7 @@ mod forget;
 mod read_skill_file;
 mod recall;
 mod remember;
+mod run_skill_script;
 mod schedule_reminder;
 
 use serde_json::Value;
@@ -39,6 +40,10 @@ pub trait Tool: Sync {
     fn parameters(&self) -> Value;
     /// Runs the tool; `Err` is an error message for the model.
     fn run(&self, ctx: &mut Ctx, args: &Value) -> Result<String, String>;
+    /// Whether the config lets models see this tool.
+    fn offered(&self, _config: &crate::config::Config) -> bool {
+        true
+    }
 }
 
 static REGISTRY: &[&dyn Tool] = &[
@@ -49,12 +54,14 @@ static REGISTRY: &[&dyn Tool] = &[
     &activate_skill::ActivateSkill,
     &read_skill_file::ReadSkillFile,
     &schedule_reminder::ScheduleReminder,
+    &run_skill_script::RunSkillScript,
 ];
 
-/// The tools as offered to a model.
-pub fn specs() -> Vec<ToolSpec> {
+/// The tools as offered to a model under `config`.
+pub fn specs(config: &crate::config::Config) -> Vec<ToolSpec> {
     REGISTRY
         .iter()
+        .filter(|t| t.offered(config))
         .map(|t| ToolSpec {
             name: t.name().into(),
             description: t.description().into(),
@@ -63,20 +70,17 @@ pub fn specs() -> Vec<ToolSpec> {
         .collect()
 }
 
-/// The context tokens the tool definitions take (estimated once).
-pub fn specs_tokens() -> usize {
-    static TOKENS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *TOKENS.get_or_init(|| {
-        specs()
-            .iter()
-            .map(|s| {
-                crate::context::estimate_tokens(&format!(
-                    "{} {} {}",
-                    s.name, s.description, s.parameters
-                ))
-            })
-            .sum()
-    })
+/// The context tokens the tool definitions take under `config`.
+pub fn specs_tokens(config: &crate::config::Config) -> usize {
+    specs(config)
+        .iter()
+        .map(|s| {
+            crate::context::estimate_tokens(&format!(
+                "{} {} {}",
+                s.name, s.description, s.parameters
+            ))
+        })
+        .sum()
 }
 
 /// Runs the call `name(arguments)`; returns the arguments as parsed (for
@@ -134,7 +138,13 @@ mod tests {
 
     #[test]
     fn every_tool_has_an_object_schema_and_a_unique_name() {
-        let specs = specs();
+        let mut config = crate::config::Config::default();
+        assert!(
+            !specs(&config).iter().any(|s| s.name == "run_skill_script"),
+            "scripts are off by default"
+        );
+        config.allow_skill_scripts = true;
+        let specs = specs(&config);
         for s in &specs {
             assert_eq!(s.parameters["type"], "object", "{}", s.name);
             assert_eq!(specs.iter().filter(|o| o.name == s.name).count(), 1);
