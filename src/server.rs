@@ -245,21 +245,7 @@ fn connection(daemon: &Arc<Daemon>, id: ConnId, stream: UnixStream) {
                 }
                 log::trace!("< conn {id}: {}", String::from_utf8_lossy(line));
                 match Request::parse(line) {
-                    Ok((rid, req)) => {
-                        // A bug in one handler must not take the connection
-                        // (or the daemon) down: the client gets `internal`.
-                        let echo = rid.clone();
-                        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            daemon.handle(&client, rid, req)
-                        }));
-                        if handled.is_err() {
-                            daemon.hub.send(
-                                id,
-                                &Event::error(ErrorCode::Internal, "the daemon hit a bug answering this request; it is logged", None),
-                                echo.as_ref(),
-                            );
-                        }
-                    }
+                    Ok((rid, req)) => daemon.handle(&client, rid, req),
                     Err(bad) => daemon.hub.send(
                         id,
                         &Event::error(bad.code, bad.message, bad.session_id.as_deref()),

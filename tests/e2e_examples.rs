@@ -259,3 +259,98 @@ fn client_py_streams_a_reply_and_exits_zero() {
         llm.last_request().body
     );
 }
+
+#[test]
+fn chat_sh_streams_the_replies_to_piped_lines() {
+    let which = |tool: &str| -> Option<PathBuf> {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .output()
+            .ok()?;
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && path.starts_with('/')).then(|| PathBuf::from(path))
+    };
+    if which("socat").is_none() && which("nc").is_none() {
+        eprintln!("SKIPPED: neither socat nor nc is installed");
+        return;
+    }
+    let llm = FakeLlm::openai();
+    let d = Daemon::builder().openai(&llm).start();
+
+    // With socat when it is there, and with `nc -N -U` alone: a PATH that
+    // holds only nc and the two filters the script uses.
+    let mut runs: Vec<(&str, Option<PathBuf>)> = Vec::new();
+    if which("socat").is_some() {
+        runs.push(("socat", None));
+    }
+    if let (Some(nc), Some(sed), Some(tr)) = (which("nc"), which("sed"), which("tr")) {
+        let bin = d.dir().join("nc-only-bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, target) in [("nc", nc), ("sed", sed), ("tr", tr)] {
+            let _ = std::os::unix::fs::symlink(target, bin.join(name));
+        }
+        runs.push(("nc", Some(bin)));
+    }
+
+    for (tool, path) in runs {
+        let session = format!("chat-{tool}");
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg(example("chat.sh"))
+            .arg(&session)
+            .arg(d.socket_path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(p) = &path {
+            cmd.env("PATH", p);
+        }
+        let mut child = cmd.spawn().expect("spawn chat.sh");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(b"What is a \"socket\"?\nAnd a pipe?\n")
+                .unwrap();
+        } // EOF: the script ends once both replies are in.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("chat.sh ({tool}) did not end within 20 s of its input");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "chat.sh ({tool}) should exit 0: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        );
+        assert_eq!(
+            stdout.matches("Hello from the fake OpenAI.").count(),
+            2,
+            "chat.sh ({tool}) should print both streamed replies, one a line:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("[session {session}")),
+            "chat.sh ({tool}) announces the session it created: {stderr}"
+        );
+        let mut c = d.client();
+        let users: Vec<Value> = messages(&c.history(&session))
+            .iter()
+            .filter(|m| m["role"] == "user")
+            .cloned()
+            .collect();
+        assert_eq!(
+            users
+                .iter()
+                .map(|m| m["content"].clone())
+                .collect::<Vec<_>>(),
+            [json!("What is a \"socket\"?"), json!("And a pipe?")],
+            "each line is one message, quotes intact"
+        );
+    }
+}
