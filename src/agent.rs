@@ -760,10 +760,15 @@ fn stream_round(
             loop {
                 // Silence is timed only once the provider has answered; until
                 // then ureq's connect and response timeouts bound the wait.
-                let timer = if streaming { after(silence) } else { never() };
+                let timer = if streaming {
+                    after(silence.saturating_sub(completion.silent_for()))
+                } else {
+                    never()
+                };
                 select! {
                     recv(completion.rx) -> msg => match msg {
                         Ok(StreamMsg::Started) => streaming = true,
+                        Ok(StreamMsg::Alive) => {}
                         Ok(StreamMsg::Delta(delta)) => match delta {
                             // Published by the relay on the reader thread.
                             Delta::Text(text) => if !streamed {
@@ -796,10 +801,12 @@ fn stream_round(
                         Err(_) => break Outcome::Failed(ErrorCode::Internal, "the provider reader stopped unexpectedly".into()),
                     },
                     recv(cancel) -> _ => break Outcome::Cancelled,
-                    recv(timer) -> _ => break Outcome::Failed(ErrorCode::LlmStream, format!(
-                        "provider '{provider}' sent nothing for {}s (llm_read_timeout_secs); the turn was stopped",
-                        silence.as_secs()
-                    )),
+                    recv(timer) -> _ => if completion.silent_for() >= silence {
+                        break Outcome::Failed(ErrorCode::LlmStream, format!(
+                            "provider '{provider}' sent nothing for {}s (llm_read_timeout_secs); the turn was stopped",
+                            silence.as_secs()
+                        ));
+                    },
                 }
             }
         }

@@ -19,10 +19,10 @@ pub mod types;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use ureq::tls::{RootCerts, TlsConfig};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -196,6 +196,9 @@ impl std::fmt::Display for LlmError {
 pub enum StreamMsg {
     /// The provider accepted the request; its stream begins.
     Started,
+    /// The stream is alive (a delta went to the sink); sent only when the
+    /// channel is empty, so the turn notices a reader that died.
+    Alive,
     Delta(Delta),
     /// The stream ended: cleanly if a [`Delta::Finish`] or [`Delta::Done`]
     /// came before, else it broke off.
@@ -207,6 +210,19 @@ pub enum StreamMsg {
 pub struct Completion {
     pub rx: Receiver<StreamMsg>,
     stop: Arc<AtomicBool>,
+    /// When the reader last parsed a delta (milliseconds since `born`):
+    /// deltas that go to the sink do not pass through `rx`, so the turn
+    /// times the provider's silence with this.
+    last: Arc<AtomicU64>,
+    born: Instant,
+}
+
+impl Completion {
+    /// How long the provider has been silent.
+    pub fn silent_for(&self) -> Duration {
+        let now = self.born.elapsed();
+        now.saturating_sub(Duration::from_millis(self.last.load(Ordering::Relaxed)))
+    }
 }
 
 impl Drop for Completion {
@@ -438,14 +454,32 @@ impl Llm {
         };
         let (tx, rx) = bounded(DELTA_QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
+        let (last, born) = (Arc::new(AtomicU64::new(0)), Instant::now());
+        let last2 = last.clone();
         let stop2 = stop.clone();
         std::thread::Builder::new()
             .name("llm-read".into())
             // ureq with rustls needs more than the tiny stacks of the
             // socket threads; untouched stack pages cost no memory.
             .stack_size(512 << 10)
-            .spawn(move || call.run(Forward { tx, sink }, &stop2))?;
-        Ok(Completion { rx, stop })
+            .spawn(move || {
+                call.run(
+                    Forward {
+                        tx,
+                        sink,
+                        last: last2,
+                        born,
+                        stop: stop2.clone(),
+                    },
+                    &stop2,
+                )
+            })?;
+        Ok(Completion {
+            rx,
+            stop,
+            last,
+            born,
+        })
     }
 }
 
@@ -603,6 +637,7 @@ impl Call {
                 return;
             }
         };
+        out.touch();
         if tx.send(StreamMsg::Started).is_err() {
             return;
         }
@@ -713,13 +748,30 @@ pub type Sink = Box<dyn FnMut(&Delta) + Send>;
 struct Forward {
     tx: Sender<StreamMsg>,
     sink: Option<Sink>,
+    last: Arc<AtomicU64>,
+    born: Instant,
+    /// Set when the turn dropped its [`Completion`].
+    stop: Arc<AtomicBool>,
 }
 
 impl Forward {
-    /// `false` when the turn stopped listening.
+    /// `false` when the turn stopped listening. Text and reasoning go to
+    /// the sink alone when there is one: waking the turn's thread for
+    /// every token would only compete with the writer for the CPU.
+    /// Notes that the provider just said something.
+    fn touch(&self) {
+        self.last
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
     fn send(&mut self, d: Delta) -> bool {
+        self.touch();
         if let (Some(sink), Delta::Text(_) | Delta::Thinking(_)) = (self.sink.as_mut(), &d) {
             sink(&d);
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            return !self.tx.is_empty() || self.tx.send(StreamMsg::Alive).is_ok();
         }
         self.tx.send(StreamMsg::Delta(d)).is_ok()
     }
