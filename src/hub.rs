@@ -14,8 +14,12 @@ use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
+use std::io::Write;
+use std::os::unix::io::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::protocol::{Event, RequestId};
 
@@ -24,12 +28,92 @@ pub type ConnId = u64;
 pub type Line = Arc<str>;
 
 struct Conn {
+    /// The queue's only sender: dropping the connection ends its writer.
     tx: Sender<Line>,
-    /// The socket, shared with the connection's threads (one descriptor
-    /// per client), to shut it down from any thread.
-    stream: Arc<UnixStream>,
+    out: Arc<Outbox>,
     sessions: HashSet<String>,
 }
+
+/// Where a connection's events go: straight to its socket when nothing is
+/// waiting (one thread hop fewer for a streamed token), else to the queue
+/// its writer thread drains.
+///
+/// Order is kept by `pending`, the lines queued and not yet written: a line
+/// is written directly only under `wire` and only when `pending` is 0; the
+/// writer holds `wire` for each line it writes and counts it down after.
+/// A publisher never blocks on a slow client: it only `try_lock`s `wire`,
+/// writes with `MSG_DONTWAIT`, and queues what does not fit.
+pub struct Outbox {
+    /// The socket, shared with the connection's threads (one descriptor
+    /// per client).
+    stream: Arc<UnixStream>,
+    wire: Mutex<()>,
+    pending: AtomicUsize,
+}
+
+impl Outbox {
+    /// Sends or queues `line`; `true` when the queue is full (a client that
+    /// stopped reading). A closed socket counts as delivered: the
+    /// connection is going away.
+    fn push(&self, tx: &Sender<Line>, line: &Line, limit: usize) -> bool {
+        if let Some(_wire) = self.wire.try_lock() {
+            if self.pending.load(Ordering::SeqCst) == 0 {
+                let bytes = line.as_bytes();
+                // SAFETY: send reads `len` bytes from a live buffer; the fd
+                // stays open while `stream` is borrowed.
+                let n = unsafe {
+                    libc::send(
+                        self.stream.as_raw_fd(),
+                        bytes.as_ptr().cast(),
+                        bytes.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if n == bytes.len() as isize {
+                    return false;
+                }
+                if n < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        return false;
+                    }
+                }
+                // A partial write: the rest goes first in the queue.
+                let rest: Line = line[n.max(0) as usize..].into();
+                self.pending.fetch_add(1, Ordering::SeqCst);
+                let _ = tx.send(rest);
+                return false;
+            }
+        }
+        if self.pending.load(Ordering::SeqCst) >= limit {
+            return true;
+        }
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let _ = tx.send(line.clone());
+        false
+    }
+
+    /// The writer thread's loop: writes queued lines until every sender is
+    /// gone, then shuts the socket down.
+    pub fn drain(&self, rx: &Receiver<Line>) {
+        let _ = self.stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        for line in rx {
+            let written = {
+                let _wire = self.wire.lock();
+                let r = (&*self.stream).write_all(line.as_bytes());
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+                r
+            };
+            if written.is_err() {
+                break;
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// A client that does not take a line within this long is gone.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Default)]
 struct Table {
@@ -56,17 +140,22 @@ impl Hub {
     /// The queue is unbounded in type but limited by [`push`] to
     /// `queue_len`: a bounded channel would allocate all its slots up
     /// front (96 KiB per idle client at the default 4096).
-    pub fn register(&self, id: ConnId, stream: Arc<UnixStream>) -> Receiver<Line> {
+    pub fn register(&self, id: ConnId, stream: Arc<UnixStream>) -> (Arc<Outbox>, Receiver<Line>) {
         let (tx, rx) = unbounded();
+        let out = Arc::new(Outbox {
+            stream,
+            wire: Mutex::new(()),
+            pending: AtomicUsize::new(0),
+        });
         self.table.write().conns.insert(
             id,
             Conn {
                 tx,
-                stream,
+                out: out.clone(),
                 sessions: HashSet::new(),
             },
         );
-        rx
+        (out, rx)
     }
 
     /// Forgets a connection. Its queue's sender is dropped, so its writer
@@ -133,7 +222,7 @@ impl Hub {
         let failed = {
             let t = self.table.read();
             match t.conns.get(&conn) {
-                Some(c) => push(&c.tx, &line, self.queue_len).then_some(conn),
+                Some(c) => c.out.push(&c.tx, &line, self.queue_len).then_some(conn),
                 None => None,
             }
         };
@@ -154,7 +243,7 @@ impl Hub {
                 .filter(|c| {
                     t.conns
                         .get(c)
-                        .is_some_and(|conn| push(&conn.tx, &line, self.queue_len))
+                        .is_some_and(|conn| conn.out.push(&conn.tx, &line, self.queue_len))
                 })
                 .copied()
                 .collect::<Vec<_>>();
@@ -173,7 +262,7 @@ impl Hub {
             let t = self.table.read();
             t.conns
                 .iter()
-                .filter(|(_, c)| push(&c.tx, &line, self.queue_len))
+                .filter(|(_, c)| c.out.push(&c.tx, &line, self.queue_len))
                 .map(|(id, _)| *id)
                 .collect()
         };
@@ -194,7 +283,12 @@ impl Hub {
     /// Disconnects a client whose queue is full: it stopped reading.
     fn drop_slow(&self, conn: Option<ConnId>) {
         let Some(conn) = conn else { return };
-        let stream = self.table.read().conns.get(&conn).map(|c| c.stream.clone());
+        let stream = self
+            .table
+            .read()
+            .conns
+            .get(&conn)
+            .map(|c| c.out.stream.clone());
         if let Some(stream) = stream {
             log::warn!(
                 "connection {conn}: more than {} events queued (the client stopped reading); disconnecting it",
@@ -206,40 +300,44 @@ impl Hub {
     }
 }
 
-/// Pushes without blocking; `true` when the queue is full (a slow client).
-/// A disconnected queue means the connection is going away anyway.
-fn push(tx: &Sender<Line>, line: &Line, limit: usize) -> bool {
-    if tx.len() >= limit {
-        return true;
-    }
-    let _ = tx.send(line.clone());
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn publishes_to_subscribers_only_and_drops_slow_clients() {
+        use std::io::Read;
         let hub = Hub::new(2);
-        let (a, _a_peer) = UnixStream::pair().unwrap();
+        let (a, a_peer) = UnixStream::pair().unwrap();
         let (b, b_peer) = UnixStream::pair().unwrap();
-        let ra = hub.register(1, Arc::new(a));
-        let rb = hub.register(2, Arc::new(b));
+        let (_out_a, _ra) = hub.register(1, Arc::new(a));
+        let (_out_b, _rb) = hub.register(2, Arc::new(b));
         hub.subscribe(1, "s");
         hub.publish("s", &Event::Pong, None);
-        assert_eq!(&*ra.try_recv().unwrap(), "{\"event\":\"pong\"}\n");
-        assert!(rb.try_recv().is_err());
+        // Nothing was queued, so the line went straight to the socket.
+        let mut buf = [0u8; 64];
+        let n = (&a_peer).read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"{\"event\":\"pong\"}\n");
+        // Connection 2 never reads: once its socket buffer is full, lines
+        // queue, and past the limit it is dropped; 1 stays.
         hub.subscribe(2, "s");
-        for _ in 0..3 {
-            hub.publish("s", &Event::Pong, None);
+        let big = Event::error(
+            crate::protocol::ErrorCode::Internal,
+            "x".repeat(64 << 10),
+            None,
+        );
+        let mut sent = 0;
+        while hub.connections() == 2 && sent < 1000 {
+            hub.send(2, &big, None);
+            sent += 1;
         }
-        // Connection 2 never read: dropped after its queue filled; so was 1.
-        assert_eq!(hub.connections(), 0);
-        let mut buf = [0u8; 1];
-        use std::io::Read;
-        assert_eq!((&b_peer).read(&mut buf).unwrap(), 0, "peer sees EOF");
-        drop(rb);
+        assert_eq!(
+            hub.connections(),
+            1,
+            "the slow client was dropped after {sent} lines"
+        );
+        let mut rest = Vec::new();
+        (&b_peer).read_to_end(&mut rest).unwrap();
+        assert!(!rest.is_empty(), "it got what fitted, then EOF");
     }
 }

@@ -8,7 +8,7 @@
 //! never held); a bad request is answered with an `error` event and the
 //! connection goes on.
 
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::Shutdown;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
@@ -18,10 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
-
 use crate::daemon::{Client, Daemon};
-use crate::hub::{ConnId, Line};
+use crate::hub::ConnId;
 use crate::protocol::{ErrorCode, Event, Request};
 
 /// Stack of a connection's reader thread: it parses JSON (serde_json stops
@@ -30,8 +28,6 @@ use crate::protocol::{ErrorCode, Event, Request};
 const READER_STACK: usize = 128 << 10;
 /// Stack of a connection's writer thread: it only copies bytes.
 const WRITER_STACK: usize = 64 << 10;
-/// A client that does not take a line within this long is gone.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the socket could not be bound. Each is one sentence for the user.
 #[derive(Debug)]
@@ -217,12 +213,11 @@ fn reject(mut stream: UnixStream, code: ErrorCode, message: &str) {
 fn connection(daemon: &Arc<Daemon>, id: ConnId, stream: UnixStream) {
     // One descriptor per client: the reader, the writer and the hub share it.
     let stream = Arc::new(stream);
-    let for_writer = stream.clone();
-    let rx = daemon.hub.register(id, stream.clone());
+    let (out, rx) = daemon.hub.register(id, stream.clone());
     let writer = std::thread::Builder::new()
         .name(format!("write-{id}"))
         .stack_size(WRITER_STACK)
-        .spawn(move || write_loop(for_writer, &rx));
+        .spawn(move || out.drain(&rx));
     let writer = match writer {
         Ok(w) => w,
         Err(e) => {
@@ -277,25 +272,6 @@ fn connection(daemon: &Arc<Daemon>, id: ConnId, stream: UnixStream) {
     log::debug!("connection {id}: closed");
     daemon.hub.unregister(id);
     let _ = writer.join();
-}
-
-/// Writes queued lines until every sender is gone, then shuts the socket.
-fn write_loop(stream: Arc<UnixStream>, rx: &Receiver<Line>) {
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let mut out = BufWriter::with_capacity(8 << 10, &*stream);
-    for line in rx {
-        if out.write_all(line.as_bytes()).is_err() {
-            break;
-        }
-        // Flush when nothing else is waiting: batches bursts of deltas into
-        // one write without ever holding a line back.
-        if rx.is_empty() && out.flush().is_err() {
-            break;
-        }
-    }
-    let _ = out.flush();
-    drop(out);
-    let _ = stream.shutdown(Shutdown::Both);
 }
 
 /// A line that exceeded the limit (its bytes were discarded).
