@@ -690,16 +690,7 @@ impl Daemon {
                 }
             }
             Delivery::Immediate => match self.llm.resolve(&st.meta.model) {
-                Ok(target) => {
-                    let model = st.meta.model.clone();
-                    st.queue.push_back(QueuedTurn {
-                        id: None,
-                        target,
-                        model,
-                        kind: TurnKind::Event { index },
-                        origin: None,
-                    })
-                }
+                Ok(target) => st.queue_silent(target, TurnKind::Event { index }),
                 Err(e) => return Event::error(ErrorCode::InvalidModel, e, Some(sid)),
             },
         }

@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::llm::{Llm, Target};
 use crate::memory::Memory;
+use crate::protocol::truncate;
 use crate::skills::{Catalog, Skill};
 
 /// The cache file, under the state folder.
@@ -143,17 +144,6 @@ pub fn skill_text(skill: &Skill) -> String {
         }
     }
     truncate(&text, MAX_SKILL_TEXT).to_string()
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// The on-disk cache of skill vectors.

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use crate::daemon::Daemon;
 use crate::llm::{ChatMessage, Usage};
 use crate::protocol::{Event, ProactiveKind};
-use crate::session::{Message, MsgRole, QueuedTurn, Session, TurnKind};
+use crate::session::{Message, MsgRole, Session, TurnKind};
 use crate::time::{rfc3339, unix_now};
 
 /// A heartbeat reply under this many characters that mentions
@@ -330,14 +330,7 @@ fn fire_heartbeat(d: &Arc<Daemon>, sid: &str) -> Option<Wake> {
         }
     };
     st.heartbeat_queued = true;
-    let model = st.meta.model.clone();
-    st.queue.push_back(QueuedTurn {
-        id: None,
-        target,
-        model,
-        kind: TurnKind::Heartbeat { prompt },
-        origin: None,
-    });
+    st.queue_silent(target, TurnKind::Heartbeat { prompt });
     drop(st);
     d.start_worker(&session);
     next

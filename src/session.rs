@@ -159,6 +159,21 @@ pub enum TurnKind {
     Event { index: usize },
 }
 
+impl State {
+    /// Queues a silent turn (a heartbeat or an `immediate` event) with the
+    /// session's model.
+    pub fn queue_silent(&mut self, target: Target, kind: TurnKind) {
+        let model = self.meta.model.clone();
+        self.queue.push_back(QueuedTurn {
+            id: None,
+            target,
+            model,
+            kind,
+            origin: None,
+        });
+    }
+}
+
 /// A turn waiting to run.
 #[derive(Debug)]
 pub struct QueuedTurn {
