@@ -65,7 +65,7 @@ fn start(llm: &FakeLlm, embedding: &str, extra: &str) -> (Daemon, PathBuf) {
         b = b.table(extra);
     }
     let mut d = b.prepare();
-    let skills = d.dir().join("skills");
+    let skills = d.skills_dir();
     write_skill(
         &skills,
         "sock-sorter",
@@ -78,9 +78,6 @@ fn start(llm: &FakeLlm, embedding: &str, extra: &str) -> (Daemon, PathBuf) {
         "Times the steeping of green or black tea.",
         "# Steeping\nGreen: two minutes.",
     );
-    let config = fs::read_to_string(d.config_path()).unwrap();
-    let dirs = serde_json::to_string(&skills.to_string_lossy()).unwrap();
-    d.write_config(&format!("skills_dirs = [{dirs}]\n{config}"));
     d.launch();
     (d, skills)
 }
@@ -100,20 +97,6 @@ fn wait_cache(d: &Daemon, n: usize) -> Value {
             (v["skills"].as_object()?.len() == n).then_some(v)
         },
     )
-}
-
-/// `(skill, reason)` of each `skill` event of `session`.
-fn skill_events(t: &Turn, session: &str) -> Vec<(String, String)> {
-    t.events
-        .iter()
-        .filter(|e| e["event"] == "skill" && e["session_id"] == session)
-        .map(|e| {
-            (
-                e["skill"].as_str().unwrap_or("?").to_string(),
-                e["reason"].as_str().unwrap_or("?").to_string(),
-            )
-        })
-        .collect()
 }
 
 #[track_caller]
@@ -137,7 +120,7 @@ fn paraphrase_activates_a_skill_only_when_embeddings_agree() {
     c.create("s");
     let t = turn(&mut c, "s", PARAPHRASE);
     assert_eq!(
-        skill_events(&t, "s"),
+        t.skill_events("s"),
         [("sock-sorter".to_string(), "matched".to_string())]
     );
     let chat = llm.chat_requests();
@@ -152,7 +135,7 @@ fn paraphrase_activates_a_skill_only_when_embeddings_agree() {
     );
     // A message the embeddings find unrelated activates nothing.
     let t = turn(&mut c, "s", "who painted the mona lisa?");
-    assert!(skill_events(&t, "s").is_empty(), "{:?}", t.events);
+    assert!(t.skill_events("s").is_empty(), "{:?}", t.events);
 
     // The same paraphrase, with embeddings that see no likeness.
     let llm2 = FakeLlm::ollama();
@@ -162,7 +145,7 @@ fn paraphrase_activates_a_skill_only_when_embeddings_agree() {
     let mut c2 = d2.client();
     c2.create("s");
     let t = turn(&mut c2, "s", PARAPHRASE);
-    assert!(skill_events(&t, "s").is_empty(), "{:?}", t.events);
+    assert!(t.skill_events("s").is_empty(), "{:?}", t.events);
     let chat = llm2.chat_requests();
     assert!(!chat.last().unwrap().body_contains(SOCK_BODY));
 }
@@ -182,7 +165,7 @@ fn unchanged_skills_are_not_embedded_again_after_a_restart() {
     c.create("s");
     let t = turn(&mut c, "s", PARAPHRASE);
     assert_eq!(
-        skill_events(&t, "s"),
+        t.skill_events("s"),
         [("sock-sorter".to_string(), "matched".to_string())],
         "the cached vectors match after a restart"
     );
@@ -228,11 +211,11 @@ fn turns_answer_lexically_when_the_embeddings_endpoint_is_down() {
     let mut c = d.client();
     c.create("s");
     let t = turn(&mut c, "s", PARAPHRASE);
-    assert!(skill_events(&t, "s").is_empty(), "{:?}", t.events);
+    assert!(t.skill_events("s").is_empty(), "{:?}", t.events);
     assert!(!t.text.is_empty());
     let t = turn(&mut c, "s", "please pair my socks");
     assert_eq!(
-        skill_events(&t, "s"),
+        t.skill_events("s"),
         [("sock-sorter".to_string(), "matched".to_string())]
     );
     let log = d.log();

@@ -155,26 +155,8 @@ fn offered_tools(r: &Recorded) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The content of the request's last message, which must be the user's.
-#[track_caller]
-fn last_user_of(r: &Recorded) -> String {
-    let last = r.messages().last().expect("a request without messages");
-    assert_eq!(last["role"], "user", "the last message sent: {last}");
-    last["content"].as_str().unwrap_or("").to_string()
-}
-
-/// The content of the request's system message ("" when none).
-fn system_of(r: &Recorded) -> String {
-    r.messages()
-        .iter()
-        .find(|m| m["role"] == "system")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("")
-        .to_string()
-}
-
 fn is_summary_request(r: &Recorded) -> bool {
-    system_of(r).starts_with(SUMMARY_SYSTEM)
+    r.system().starts_with(SUMMARY_SYSTEM)
 }
 
 /// `memories` for `session` (or global) with an optional query.
@@ -377,14 +359,14 @@ fn recall_puts_related_memories_into_the_turn_without_tools() {
     send(&mut c, "r", "What is my cat's name?", "q1").assert_done("stop");
     let r = llm.last_request();
     assert!(
-        last_user_of(&r).contains("My cat is called Miso"),
+        &r.last_user().contains("My cat is called Miso"),
         "the related turn's last user message holds the fact: {}",
-        last_user_of(&r)
+        &r.last_user()
     );
     assert!(
-        last_user_of(&r).ends_with("What is my cat's name?"),
+        &r.last_user().ends_with("What is my cat's name?"),
         "the user's own words come last: {}",
-        last_user_of(&r)
+        &r.last_user()
     );
 
     send(&mut c, "r", "How do I bake sourdough bread?", "q2").assert_done("stop");
@@ -400,9 +382,9 @@ fn recall_puts_related_memories_into_the_turn_without_tools() {
     send(&mut c, "r", "What is my cat's name again?", "q3").assert_done("stop");
     let r = llm.last_request();
     assert!(
-        !last_user_of(&r).contains("Miso"),
+        !&r.last_user().contains("Miso"),
         "a forgotten fact is not recalled: {}",
-        last_user_of(&r)
+        &r.last_user()
     );
 
     // A global memory reaches every session.
@@ -411,9 +393,9 @@ fn recall_puts_related_memories_into_the_turn_without_tools() {
     send(&mut c, "other", "What is my dog's name?", "q4").assert_done("stop");
     let r = llm.last_request();
     assert!(
-        last_user_of(&r).contains("My dog is called Rex"),
+        &r.last_user().contains("My dog is called Rex"),
         "a global fact reaches another session: {}",
-        last_user_of(&r)
+        &r.last_user()
     );
     assert!(!r.body_contains("Miso"));
 }
@@ -805,7 +787,7 @@ fn models_without_tools_and_tools_disabled_offer_none() {
 fn read_skill_file_reads_inside_the_skill_and_refuses_escapes() {
     let llm = FakeLlm::ollama();
     let mut d = Daemon::builder().ollama(&llm).prepare();
-    let skills = d.dir().join("skills");
+    let skills = d.skills_dir();
     let skill = skills.join("notes-helper");
     fs::create_dir_all(skill.join("references")).unwrap();
     fs::write(
@@ -818,9 +800,6 @@ fn read_skill_file_reads_inside_the_skill_and_refuses_escapes() {
     let secret = d.dir().join("secret.txt");
     fs::write(&secret, "TOP-SECRET-CONTENT\n").unwrap();
     std::os::unix::fs::symlink(&secret, skill.join("references/link.md")).unwrap();
-    let config = fs::read_to_string(d.config_path()).unwrap();
-    let dirs = serde_json::to_string(&skills.to_string_lossy()).unwrap();
-    d.write_config(&format!("skills_dirs = [{dirs}]\n{config}"));
     d.launch();
 
     let secret_path = secret.to_string_lossy().to_string();
@@ -993,7 +972,7 @@ fn compaction_is_rare_and_every_request_fits_the_budget() {
         .collect();
     assert!(!after.is_empty());
     for r in &after {
-        let sys = system_of(r);
+        let sys = r.system();
         assert!(
             sys.contains(SUMMARY_MARK) && sys.contains("SUMMARY-XYZ"),
             "the summary is in the system message: {sys}"
@@ -1117,7 +1096,7 @@ fn daemon_with_script_skill(llm: &FakeLlm, allow: bool) -> Daemon {
         .ollama(llm)
         .set("allow_skill_scripts", if allow { "true" } else { "false" })
         .prepare();
-    let skill = d.dir().join("skills/greeter");
+    let skill = d.skills_dir().join("greeter");
     fs::create_dir_all(skill.join("scripts")).unwrap();
     fs::write(
         skill.join("SKILL.md"),
@@ -1129,9 +1108,6 @@ fn daemon_with_script_skill(llm: &FakeLlm, allow: bool) -> Daemon {
         "echo \"hello $1 from $(basename \"$PWD\")\"\n",
     )
     .unwrap();
-    let config = fs::read_to_string(d.config_path()).unwrap();
-    let dirs = serde_json::to_string(&d.dir().join("skills").to_string_lossy()).unwrap();
-    d.write_config(&format!("skills_dirs = [{dirs}]\n{config}"));
     d.launch();
     d
 }

@@ -99,16 +99,11 @@ struct Env {
 fn start_with(fixtures: &[&str], stage: impl FnOnce(&Path)) -> Env {
     let llm = FakeLlm::ollama();
     let mut d = Daemon::builder().ollama(&llm).prepare();
-    let skills = d.dir().join("skills");
-    fs::create_dir_all(&skills).unwrap();
+    let skills = d.skills_dir();
     for name in fixtures {
         install(&skills, name);
     }
     stage(&skills);
-    // Top-level keys must precede the tables: put ours first.
-    let config = fs::read_to_string(d.config_path()).unwrap();
-    let dirs = serde_json::to_string(&skills.to_string_lossy()).unwrap();
-    d.write_config(&format!("skills_dirs = [{dirs}]\n{config}"));
     d.launch();
     Env { llm, d, skills }
 }
@@ -127,43 +122,8 @@ fn turn(c: &mut Client, session: &str, message: &str, id: &str) -> Turn {
     t
 }
 
-/// `(skill, reason)` of each `skill` event of `session` in the turn.
-fn skill_events(t: &Turn, session: &str) -> Vec<(String, String)> {
-    t.events
-        .iter()
-        .filter(|e| e["event"] == "skill" && e["session_id"] == session)
-        .map(|e| {
-            (
-                e["skill"].as_str().unwrap_or("?").to_string(),
-                e["reason"].as_str().unwrap_or("?").to_string(),
-            )
-        })
-        .collect()
-}
-
 fn pair(skill: &str, reason: &str) -> (String, String) {
     (skill.to_string(), reason.to_string())
-}
-
-/// The content of the request's system message ("" when it has none).
-fn system_of(r: &Recorded) -> String {
-    r.messages()
-        .iter()
-        .find(|m| m["role"] == "system")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// The content of the request's last message, which must be the user's.
-#[track_caller]
-fn last_user_of(r: &Recorded) -> String {
-    let last = r.messages().last().expect("a request without messages");
-    assert_eq!(
-        last["role"], "user",
-        "the last message sent to the model: {last}"
-    );
-    last["content"].as_str().unwrap_or("").to_string()
 }
 
 /// The last assistant message of a `history` answer.
@@ -350,7 +310,7 @@ fn joke_request_activates_joke_teller_before_the_text_for_that_turn_only() {
         &json!({"event": "skill", "session_id": "s", "skill": "joke-teller", "reason": "matched", "id": "j1"}),
     );
     assert_eq!(
-        skill_events(&t, "s"),
+        t.skill_events("s"),
         [pair("joke-teller", "matched")],
         "only joke-teller is active: {:#?}",
         t.events
@@ -358,7 +318,7 @@ fn joke_request_activates_joke_teller_before_the_text_for_that_turn_only() {
 
     // What the model was sent: the index up front, the body at the end.
     let r = env.llm.last_request();
-    let system = system_of(&r);
+    let system = &r.system();
     assert!(
         system.contains(INDEX_TAG),
         "index block in the system message: {system}"
@@ -370,7 +330,7 @@ fn joke_request_activates_joke_teller_before_the_text_for_that_turn_only() {
         !system.contains(JOKE_BODY),
         "the body belongs next to the user message, not in the system message: {system}"
     );
-    let user = last_user_of(&r);
+    let user = &r.last_user();
     assert!(
         user.contains("<skill name=\"joke-teller\">") && user.contains(JOKE_BODY),
         "the last user message holds the joke-teller body: {user}"
@@ -388,13 +348,13 @@ fn joke_request_activates_joke_teller_before_the_text_for_that_turn_only() {
     // The next, unrelated turn carries no body and announces no skill.
     let t2 = turn(&mut c, "s", UNRELATED, "u1");
     assert!(
-        skill_events(&t2, "s").is_empty(),
+        t2.skill_events("s").is_empty(),
         "an unrelated turn activates nothing: {:#?}",
         t2.events
     );
     let r2 = env.llm.last_request();
     assert!(
-        last_user_of(&r2).contains(UNRELATED),
+        &r2.last_user().contains(UNRELATED),
         "the second request is the unrelated turn"
     );
     assert!(
@@ -403,7 +363,7 @@ fn joke_request_activates_joke_teller_before_the_text_for_that_turn_only() {
         String::from_utf8_lossy(&r2.raw_body)
     );
     assert!(
-        system_of(&r2).contains(INDEX_TAG),
+        &r2.system().contains(INDEX_TAG),
         "the index is in every turn"
     );
     let h = c.history("s");
@@ -426,12 +386,12 @@ fn unrelated_prompt_gets_the_index_but_no_skill() {
     c.create("s");
     let t = turn(&mut c, "s", UNRELATED, "u1");
     assert!(
-        skill_events(&t, "s").is_empty(),
+        t.skill_events("s").is_empty(),
         "no skill event for {UNRELATED:?}: {:#?}",
         t.events
     );
     let r = env.llm.last_request();
-    let system = system_of(&r);
+    let system = &r.system();
     assert!(system.contains(INDEX_TAG), "{system}");
     for name in [
         "joke-teller",
@@ -449,9 +409,9 @@ fn unrelated_prompt_gets_the_index_but_no_skill() {
         );
     }
     assert!(
-        !last_user_of(&r).contains("<skill name="),
+        !&r.last_user().contains("<skill name="),
         "no skill block: {}",
-        last_user_of(&r)
+        &r.last_user()
     );
     let h = c.history("s");
     assert!(skills_of(&last_assistant(&h)).is_empty(), "{h}");
@@ -473,7 +433,7 @@ fn explicit_slash_and_dollar_activate_and_the_message_is_kept_as_typed() {
         let id = format!("x{i}");
         let t = turn(&mut c, "s", typed, &id);
         assert_eq!(
-            skill_events(&t, "s"),
+            t.skill_events("s"),
             [pair("translator", "explicit")],
             "{typed:?}: {:#?}",
             t.events
@@ -484,7 +444,7 @@ fn explicit_slash_and_dollar_activate_and_the_message_is_kept_as_typed() {
             id.as_str(),
             "the skill event carries the send's id: {ev}"
         );
-        let user = last_user_of(&env.llm.last_request());
+        let user = &env.llm.last_request().last_user();
         assert!(
             user.contains("<skill name=\"translator\">") && user.contains(TRANSLATOR_BODY),
             "{typed:?}: the translator body is sent: {user}"
@@ -518,9 +478,9 @@ fn without_skills_there_is_no_index_block() {
     assert_eq!(c.expect_event("status")["skills"], 0);
     c.create("s");
     let t = turn(&mut c, "s", "Tell me a joke", "j1");
-    assert!(skill_events(&t, "s").is_empty(), "{:#?}", t.events);
+    assert!(t.skill_events("s").is_empty(), "{:#?}", t.events);
     let r = env.llm.last_request();
-    let system = system_of(&r);
+    let system = &r.system();
     assert!(
         !r.body_contains(INDEX_TAG) && !r.body_contains("available_skills"),
         "no skills, no index block: {system}"
@@ -557,22 +517,14 @@ fn reload_sees_a_skill_added_after_start() {
         "w1",
     );
     assert_eq!(
-        skill_events(&t, "s"),
+        t.skill_events("s"),
         [pair("weather-lookup", "matched")],
         "{:#?}",
         t.events
     );
     let r = env.llm.last_request();
-    assert!(
-        last_user_of(&r).contains(WEATHER_BODY),
-        "{}",
-        last_user_of(&r)
-    );
-    assert!(
-        system_of(&r).contains("weather-lookup"),
-        "{}",
-        system_of(&r)
-    );
+    assert!(&r.last_user().contains(WEATHER_BODY), "{}", &r.last_user());
+    assert!(&r.system().contains("weather-lookup"), "{}", &r.system());
 }
 
 #[test]
@@ -582,8 +534,8 @@ fn skills_added_or_edited_while_running_apply_on_the_next_turn_without_reload() 
     c.create("s");
     // A first turn, so the daemon has used (and stamped) its catalog.
     let t = turn(&mut c, "s", "Tell me a joke", "j1");
-    assert_eq!(skill_events(&t, "s"), [pair("joke-teller", "matched")]);
-    assert!(!system_of(&env.llm.last_request()).contains("weather-lookup"));
+    assert_eq!(t.skill_events("s"), [pair("joke-teller", "matched")]);
+    assert!(!&env.llm.last_request().system().contains("weather-lookup"));
 
     // Past any coarse mtime granularity before touching the folder.
     std::thread::sleep(Duration::from_millis(1100));
@@ -595,18 +547,14 @@ fn skills_added_or_edited_while_running_apply_on_the_next_turn_without_reload() 
         "w1",
     );
     assert_eq!(
-        skill_events(&t, "s"),
+        t.skill_events("s"),
         [pair("weather-lookup", "matched")],
         "a skill folder added while running is used on the next turn: {:#?}",
         t.events
     );
     let r = env.llm.last_request();
-    assert!(
-        system_of(&r).contains("weather-lookup"),
-        "{}",
-        system_of(&r)
-    );
-    assert!(last_user_of(&r).contains(WEATHER_BODY));
+    assert!(&r.system().contains("weather-lookup"), "{}", &r.system());
+    assert!(&r.last_user().contains(WEATHER_BODY));
 
     // An edited SKILL.md: its new body is what the next turn sends.
     std::thread::sleep(Duration::from_millis(1100));
@@ -615,8 +563,8 @@ fn skills_added_or_edited_while_running_apply_on_the_next_turn_without_reload() 
     text.push_str("\nAlways end with the word BANANARAMA.\n");
     fs::write(&file, text).unwrap();
     let t = turn(&mut c, "s", "Tell me a joke", "j2");
-    assert_eq!(skill_events(&t, "s"), [pair("joke-teller", "matched")]);
-    let user = last_user_of(&env.llm.last_request());
+    assert_eq!(t.skill_events("s"), [pair("joke-teller", "matched")]);
+    let user = &env.llm.last_request().last_user();
     assert!(
         user.contains("BANANARAMA"),
         "an edited SKILL.md is used on the next turn: {user}"
@@ -641,14 +589,14 @@ fn pins_activate_on_every_turn_survive_a_restart_and_unpin() {
 
     let t = turn(&mut c, "s", UNRELATED, "u1");
     assert_eq!(
-        skill_events(&t, "s"),
+        t.skill_events("s"),
         [pair("joke-teller", "pinned")],
         "a pinned skill is active on an unrelated turn: {:#?}",
         t.events
     );
     let ev = t.events.iter().find(|e| e["event"] == "skill").unwrap();
     assert_eq!(ev["id"], "u1", "{ev}");
-    assert!(last_user_of(&env.llm.last_request()).contains(JOKE_BODY));
+    assert!(&env.llm.last_request().last_user().contains(JOKE_BODY));
     assert_eq!(skills_of(&last_assistant(&c.history("s"))), ["joke-teller"]);
     let meta = fs::read_to_string(env.d.session_dir("s").join("meta.json")).unwrap();
     assert!(
@@ -663,12 +611,12 @@ fn pins_activate_on_every_turn_survive_a_restart_and_unpin() {
     c.create("s");
     let t = turn(&mut c, "s", UNRELATED, "u2");
     assert_eq!(
-        skill_events(&t, "s"),
+        t.skill_events("s"),
         [pair("joke-teller", "pinned")],
         "the pin is still there after a restart: {:#?}",
         t.events
     );
-    assert!(last_user_of(&env.llm.last_request()).contains(JOKE_BODY));
+    assert!(&env.llm.last_request().last_user().contains(JOKE_BODY));
 
     // Unpinned: the next unrelated turn has no skill.
     c.send(
@@ -680,7 +628,7 @@ fn pins_activate_on_every_turn_survive_a_restart_and_unpin() {
     );
     let t = turn(&mut c, "s", UNRELATED, "u3");
     assert!(
-        skill_events(&t, "s").is_empty(),
+        t.skill_events("s").is_empty(),
         "unpinned: no skill: {:#?}",
         t.events
     );
@@ -714,7 +662,7 @@ fn pin_errors_unknown_skill_and_unknown_session() {
 
     // The failed pin left nothing behind: an unrelated turn has no skill.
     let t = turn(&mut c, "s", UNRELATED, "u1");
-    assert!(skill_events(&t, "s").is_empty(), "{:#?}", t.events);
+    assert!(t.skill_events("s").is_empty(), "{:#?}", t.events);
 }
 
 // ------------------------------------------------------------- real model
@@ -732,12 +680,8 @@ fn real_model_joke_request_activates_joke_teller_and_streams() {
     };
 
     let mut d = server.daemon().prepare();
-    let skills = d.dir().join("skills");
-    fs::create_dir_all(&skills).unwrap();
+    let skills = d.skills_dir();
     install(&skills, "joke-teller");
-    let config = fs::read_to_string(d.config_path()).unwrap();
-    let dirs = serde_json::to_string(&skills.to_string_lossy()).unwrap();
-    d.write_config(&format!("skills_dirs = [{dirs}]\n{config}"));
     d.launch();
 
     let mut c = d.client();

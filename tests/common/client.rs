@@ -42,6 +42,20 @@ pub struct Turn {
 }
 
 impl Turn {
+    /// `(skill, reason)` of each `skill` event of `session` in the turn.
+    pub fn skill_events(&self, session: &str) -> Vec<(String, String)> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "skill" && e["session_id"] == session)
+            .map(|e| {
+                (
+                    e["skill"].as_str().unwrap_or("?").to_string(),
+                    e["reason"].as_str().unwrap_or("?").to_string(),
+                )
+            })
+            .collect()
+    }
+
     pub fn finish_reason(&self) -> &str {
         self.terminal["finish_reason"].as_str().unwrap_or("<none>")
     }

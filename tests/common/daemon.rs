@@ -406,6 +406,18 @@ impl Daemon {
         fs::write(self.config_path(), text).expect("write config");
     }
 
+    /// Creates `<dir>/skills` and makes it the only `skills_dirs` entry of
+    /// a prepared (not yet launched) daemon; returns its path.
+    pub fn skills_dir(&self) -> PathBuf {
+        let skills = self.dir().join("skills");
+        fs::create_dir_all(&skills).expect("create the skills folder");
+        // Top-level keys must precede the tables: put ours first.
+        let config = fs::read_to_string(self.config_path()).expect("read config");
+        let dirs = serde_json::to_string(&skills.to_string_lossy()).unwrap();
+        self.write_config(&format!("skills_dirs = [{dirs}]\n{config}"));
+        skills
+    }
+
     /// Everything needed to see why a test failed.
     pub fn diagnostics(&self) -> String {
         let mut s = format!(

@@ -54,6 +54,23 @@ impl Recorded {
             .unwrap_or_else(|| panic!("request body without `messages`: {}", self.body))
     }
 
+    /// The content of the system message ("" when there is none).
+    pub fn system(&self) -> String {
+        self.messages()
+            .iter()
+            .find(|m| m["role"] == "system")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// The content of the last message, which must be the user's.
+    pub fn last_user(&self) -> String {
+        let last = self.messages().last().expect("a request without messages");
+        assert_eq!(last["role"], "user", "the last message sent: {last}");
+        last["content"].as_str().unwrap_or("").to_string()
+    }
+
     /// True if any message has this role and its content contains `text`.
     pub fn has_message(&self, role: &str, text: &str) -> bool {
         self.messages()
